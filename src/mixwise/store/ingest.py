@@ -404,13 +404,9 @@ def parse_frame(
                 continue  # already reported as missing or unparseable
             column = str(where[i]) if where is not None and name == "spend" else name
             col = kind.column(name)
+            given = _show(frame[name].iloc[i])
             issues.add(
-                Issue(
-                    f"expected {col.expected}, got {_show(case['failure_case'])!r}",
-                    int(rows[i]),
-                    column,
-                    _show(case["failure_case"]),
-                )
+                Issue(f"expected {col.expected}, got {given!r}", int(rows[i]), column, given)
             )
 
     if kind.one_of:
