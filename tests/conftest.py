@@ -19,7 +19,9 @@ from mixwise.config import Settings
 from mixwise.workspace import Workspace
 
 PG_URL = os.environ.get("MIXWISE_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)] if PG_URL else ["sqlite"]
+BACKENDS = (
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)] if PG_URL else ["sqlite"]
+)
 
 
 @pytest.fixture(params=BACKENDS)

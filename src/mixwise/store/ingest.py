@@ -36,7 +36,7 @@ FORMATS = {
     ".xlsm": "excel",
 }
 _NUMBER_NOISE = re.compile(r"[,\s¥$€£￥]")
-_TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
 
 
 @dataclass(frozen=True)
@@ -421,10 +421,9 @@ def parse_frame(
     key = list(kind.key)
     dup = parsed.duplicated(subset=key, keep=False).to_numpy()
     if dup.any():
-        groups = pd.Series(rows[dup]).groupby(
-            parsed.loc[dup, key].astype(str).agg("|".join, axis=1).to_numpy()
-        )
-        for _, grp in groups:
+        dups = parsed.loc[dup, key].copy()
+        dups[ROW] = rows[dup]
+        for _, grp in dups.groupby(key, dropna=False, sort=False)[ROW]:
             first, *others = grp.tolist()
             for r in others:
                 issues.add(

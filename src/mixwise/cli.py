@@ -1,0 +1,463 @@
+"""The ``mixwise`` command line: thin commands over the Python API.
+
+Every command is documented in ``docs/cli.md``; ``tests/test_docs.py`` fails when a command or
+option is missing there.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mixwise.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def workspace_option(func: F) -> F:
+    return click.option(
+        "--workspace",
+        "-w",
+        "workspace_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="MIXWISE_HOME",
+        default=None,
+        help="Workspace directory [env MIXWISE_HOME; default ./mixwise-workspace].",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@contextmanager
+def _open_workspace(path: Path | None) -> Iterator[Any]:
+    from mixwise.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.open(path)
+    except (WorkspaceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mixwise")
+def main() -> None:
+    """mixwise: what did each channel really return, where should the next budget go, and
+    are we spending it as planned?
+
+    \b
+    Start with the demo:
+      mixwise demo              build ./mixwise-demo and open it in the browser
+    Or your own data:
+      mixwise init
+      mixwise ingest media spend.csv --map spend=cost
+      mixwise tables
+    """
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@json_option
+def init(directory: Path | None, as_json: bool) -> None:
+    """Create a workspace in DIRECTORY (default: $MIXWISE_HOME or ./mixwise-workspace).
+
+    \b
+    Examples:
+      mixwise init
+      mixwise init ~/marketing/acme
+      MIXWISE_DATABASE_URL=postgresql+psycopg://me@db/mixwise mixwise init team-ws
+    """
+    from mixwise.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.init(directory)
+    except (WorkspaceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with ws:
+        info = {"workspace": str(ws.path.resolve()), "state": _redacted(ws.state.url)}
+        info["warehouse"] = str(ws.warehouse.path)
+    if as_json:
+        _emit(info)
+    else:
+        click.echo(f"Workspace ready at {info['workspace']}")
+        click.echo("Next: mixwise user add NAME --role admin, then mixwise ingest KIND FILE")
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-serve", is_flag=True, help="Only build the demo workspace; do not serve.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on.")
+@click.option("--seed", default=None, type=int, help="Simulator seed (default: fixed).")
+@json_option
+def demo(
+    directory: Path | None,
+    no_serve: bool,
+    host: str,
+    port: int,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """Build (or refresh) a demo workspace from the market simulator and serve it.
+
+    DIRECTORY defaults to ./mixwise-demo. The command prints the URL and the demo logins.
+
+    \b
+    Examples:
+      mixwise demo
+      mixwise demo --no-serve
+      mixwise demo /tmp/demo --port 8080
+    """
+    from mixwise.demo import DEMO_DIR, DEMO_SEED, build_demo
+
+    steps = [
+        "simulating the market",
+        "validating the tables",
+        "loading the warehouse",
+        "creating demo logins",
+    ]
+    target = directory or Path(DEMO_DIR)
+    try:
+        if as_json:
+            result = build_demo(target, seed=seed or DEMO_SEED)
+        else:
+            with click.progressbar(
+                length=len(steps),
+                label="Building the demo workspace",
+                show_pos=True,
+                item_show_func=lambda s: s,
+            ) as bar:
+
+                def step(msg: str) -> None:
+                    bar.update(1 if bar.pos < len(steps) and bar.current_item else 0, msg)
+
+                result = build_demo(target, seed=seed or DEMO_SEED, step=step)
+                bar.update(len(steps) - bar.pos)
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    url = f"http://{host}:{port}/"
+    if as_json:
+        _emit(
+            {
+                "workspace": str(result.path.resolve()),
+                "rows": result.rows,
+                "users": [{"username": u, "role": r} for u, r in result.users],
+                "password": result.password,
+                "url": None if no_serve else url,
+            }
+        )
+    else:
+        click.echo(f"Demo workspace: {result.path.resolve()}")
+        for kind, rows in result.rows.items():
+            click.echo(f"  {kind:<12} {rows:>9,} rows")
+        users = ", ".join(f"{u} ({r})" for u, r in result.users)
+        click.echo(f"Logins: {users}; password: {result.password}")
+    if no_serve:
+        return
+    _serve(result.path, host, port, demo_login=("demo", result.password))
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@workspace_option
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="TARGET=SOURCE",
+    help="Read contract column TARGET from the file's column SOURCE (repeatable).",
+)
+@click.option("--wide", is_flag=True, help="Media file with one spend column per channel.")
+@click.option(
+    "--channels",
+    default=None,
+    help="With --wide: comma-separated spend columns (default: every non-key column).",
+)
+@click.option("--currency", default=None, help="Currency of spend when the file has none.")
+@click.option("--sheet", default=None, help="Excel sheet name (default: the first sheet).")
+@json_option
+def ingest(
+    kind: str,
+    file: Path,
+    workspace_dir: Path | None,
+    mappings: tuple[str, ...],
+    wide: bool,
+    channels: str | None,
+    currency: str | None,
+    sheet: str | None,
+    as_json: bool,
+) -> None:
+    """Validate FILE (CSV, TSV, Parquet or Excel) as table KIND and import it.
+
+    KIND is one of: media, outcomes, controls, touchpoints, conversions, paths, orders,
+    leads. A file with any problem is rejected whole: every problem is listed by row and
+    column, nothing is written and the exit status is 1. Re-importing rows with the same
+    key updates them.
+
+    \b
+    Examples:
+      mixwise ingest media spend.csv
+      mixwise ingest media export.xlsx --map spend=Cost --map date=Day
+      mixwise ingest media weekly.csv --wide --map date=date_week --channels tv,radio
+      mixwise ingest outcomes sales.parquet --json
+    """
+    from mixwise.store.schemas import KINDS
+
+    if kind not in KINDS:
+        raise click.BadParameter(f"choose one of: {', '.join(KINDS)}", param_hint="KIND")
+    mapping: dict[str, str] = {}
+    for item in mappings:
+        target, sep, source = item.partition("=")
+        if not sep or not target or not source:
+            raise click.BadParameter(f"{item!r}: use TARGET=SOURCE", param_hint="--map")
+        mapping[target.strip()] = source.strip()
+    channel_list = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    with _open_workspace(workspace_dir) as ws:
+        report = ws.ingest(
+            kind,
+            file,
+            mapping=mapping,
+            wide=wide,
+            channels=channel_list,
+            currency=currency,
+            sheet=sheet,
+            source=file.name,
+        )
+    if as_json:
+        _emit(report.as_dict())
+    else:
+        click.echo(report.summary(), err=not report.ok)
+        for line in report.lines():
+            click.echo("  " + line, err=True)
+        if report.ignored_columns:
+            click.echo(f"  ignored columns: {', '.join(report.ignored_columns)}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@workspace_option
+@json_option
+def tables(workspace_dir: Path | None, as_json: bool) -> None:
+    """List every table kind with its rows, date range and channels.
+
+    \b
+    Examples:
+      mixwise tables
+      mixwise tables -w mixwise-demo --json
+    """
+    with _open_workspace(workspace_dir) as ws:
+        summaries = [s.as_dict() for s in ws.tables()]
+    if as_json:
+        _emit({"tables": summaries})
+        return
+    click.echo(f"{'kind':<12} {'rows':>10}  {'from':<10}  {'to':<10}  channels")
+    for s in summaries:
+        chans = ", ".join(s["channels"][:8]) + (" …" if len(s["channels"]) > 8 else "")
+        click.echo(
+            f"{s['kind']:<12} {s['rows']:>10,}  {s['first'] or '-':<10}  {s['last'] or '-':<10}"
+            f"  {chans}"
+        )
+
+
+@main.command()
+@workspace_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on.")
+def serve(workspace_dir: Path | None, host: str, port: int) -> None:
+    """Serve the web app and the REST API (/api/v1) for a workspace.
+
+    \b
+    Examples:
+      mixwise serve
+      mixwise serve -w mixwise-demo --port 8080
+      mixwise serve --host 0.0.0.0   # all interfaces; put HTTPS in front
+    """
+    _serve(workspace_dir, host, port)
+
+
+def _serve(
+    path: Path | None, host: str, port: int, demo_login: tuple[str, str] | None = None
+) -> None:
+    from mixwise.web import serve as serve_app
+
+    with _open_workspace(path) as ws:
+        try:
+            ws.secret_key()
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"Serving mixwise at http://{host}:{port}/  (Ctrl+C to stop)")
+        if demo_login:
+            click.echo(f"Log in as {demo_login[0]} / {demo_login[1]}")
+        serve_app(ws, host=host, port=port)
+
+
+@main.group()
+def user() -> None:
+    """Manage local user accounts (roles: viewer < analyst < budget_owner < approver < admin)."""
+
+
+@user.command("add")
+@click.argument("username")
+@workspace_option
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "analyst", "budget_owner", "approver", "admin"]),
+    default="viewer",
+    show_default=True,
+    help="Role of the new user.",
+)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="MIXWISE_NEW_PASSWORD",
+    help="Password (prompted when omitted; or env MIXWISE_NEW_PASSWORD).",
+)
+@json_option
+def user_add(
+    username: str, workspace_dir: Path | None, role: str, password: str, as_json: bool
+) -> None:
+    """Add a user.
+
+    \b
+    Examples:
+      mixwise user add alice --role admin
+      MIXWISE_NEW_PASSWORD=... mixwise user add bob --role analyst
+    """
+    from mixwise.accounts import AccountError, create_user
+
+    with _open_workspace(workspace_dir) as ws:
+        try:
+            with ws.state.session() as s:
+                u = create_user(s, username, password, role, actor="cli")
+                out = {"username": u.username, "role": u.role}
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit(out)
+    else:
+        click.echo(f"Added {out['username']} ({out['role']})")
+
+
+@user.command("list")
+@workspace_option
+@json_option
+def user_list(workspace_dir: Path | None, as_json: bool) -> None:
+    """List users and their roles.
+
+    \b
+    Examples:
+      mixwise user list
+      mixwise user list --json
+    """
+    from mixwise.accounts import list_users
+
+    with _open_workspace(workspace_dir) as ws, ws.state.session() as s:
+        rows = [
+            {
+                "username": u.username,
+                "role": u.role,
+                "active": u.is_active,
+                "created_at": u.created_at.isoformat(),
+            }
+            for u in list_users(s)
+        ]
+    if as_json:
+        _emit({"users": rows})
+        return
+    for r in rows:
+        click.echo(f"{r['username']:<24} {r['role']:<14} {'active' if r['active'] else 'disabled'}")
+
+
+@user.command("set-role")
+@click.argument("username")
+@click.argument(
+    "role", type=click.Choice(["viewer", "analyst", "budget_owner", "approver", "admin"])
+)
+@workspace_option
+@json_option
+def user_set_role(username: str, role: str, workspace_dir: Path | None, as_json: bool) -> None:
+    """Change a user's role.
+
+    \b
+    Examples:
+      mixwise user set-role bob approver
+    """
+    from mixwise.accounts import AccountError, set_role
+
+    with _open_workspace(workspace_dir) as ws:
+        try:
+            with ws.state.session() as s:
+                u = set_role(s, username, role, actor="cli")
+                out = {"username": u.username, "role": u.role}
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit(out)
+    else:
+        click.echo(f"{out['username']} is now {out['role']}")
+
+
+@main.command("settings")
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+@workspace_option
+@json_option
+def settings_cmd(
+    key: str | None, value: str | None, workspace_dir: Path | None, as_json: bool
+) -> None:
+    """Show or change workspace settings (currency, timezone, name).
+
+    \b
+    Examples:
+      mixwise settings
+      mixwise settings currency USD
+      mixwise settings timezone Asia/Shanghai
+    """
+    from mixwise.workspace import WORKSPACE_DEFAULTS
+
+    with _open_workspace(workspace_dir) as ws:
+        if key is not None and key not in WORKSPACE_DEFAULTS:
+            raise click.BadParameter(
+                f"choose one of: {', '.join(WORKSPACE_DEFAULTS)}", param_hint="KEY"
+            )
+        if key and value is not None:
+            try:
+                ws.set_setting(key, value, actor="cli")
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+        keys = [key] if key else list(WORKSPACE_DEFAULTS)
+        out = {k: ws.get_setting(k) for k in keys}
+    if as_json:
+        _emit(out)
+    else:
+        for k, v in out.items():
+            click.echo(f"{k} = {v}")
+
+
+def _redacted(url: str) -> str:
+    from mixwise.workspace import _redact
+
+    return _redact(url)
+
+
+# Settings is imported so the docs test can find every environment setting from here.
+__all__ = ["Settings", "main"]

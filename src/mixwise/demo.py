@@ -1,0 +1,82 @@
+"""The demo workspace: the simulator's market loaded into a workspace, with demo logins.
+
+``mixwise demo`` calls :func:`build_demo`. The data are validated against the same contracts
+as any import (so the demo proves the simulator speaks them), then replace the workspace's
+tables in one transaction, so building twice refreshes instead of duplicating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mixwise.accounts import AccountError, create_user, get_user
+from mixwise.accounts.users import set_password, set_role
+from mixwise.config import Settings
+from mixwise.store.ingest import parse_frame
+from mixwise.store.schemas import KINDS
+from mixwise.workspace import MARKER, Workspace, WorkspaceError
+
+DEMO_DIR = "mixwise-demo"
+DEMO_PASSWORD = "mixwise-demo"
+DEMO_USERS = (("demo", "admin"), ("analyst", "analyst"), ("viewer", "viewer"))
+DEMO_SEED = 20261123
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    path: Path
+    rows: dict[str, int]
+    users: tuple[tuple[str, str], ...]
+    password: str
+
+
+def build_demo(
+    path: str | Path = DEMO_DIR,
+    *,
+    settings: Settings | None = None,
+    seed: int = DEMO_SEED,
+    step: Step | None = None,
+) -> DemoResult:
+    """Create or refresh the demo workspace at ``path``."""
+    from mixwise.simulate import MarketConfig, simulate_market
+
+    say = step or (lambda _msg: None)
+    root = Path(path)
+    if root.exists() and any(root.iterdir()) and not (root / MARKER).exists():
+        raise WorkspaceError(f"{root} exists and is not a mixwise workspace; choose another path")
+    say("simulating the market")
+    config = MarketConfig.demo()
+    market = simulate_market(config, seed=seed)
+    frames = market.tables()
+    say("validating the tables")
+    clean: dict[str, pd.DataFrame] = {}
+    for name, kind in KINDS.items():
+        parsed, issues, _ = parse_frame(frames[name], kind, max_errors=5)
+        if issues.count:
+            detail = "; ".join(i.describe(name) for i in issues.items)
+            raise RuntimeError(f"simulated {name} broke its contract: {detail}")
+        clean[name] = parsed
+    say("loading the warehouse")
+    with Workspace.init(root, settings) as ws:
+        ws.warehouse.replace_all(clean)
+        ws.set_setting("currency", config.currency, actor="demo")
+        ws.set_setting("name", "mixwise demo", actor="demo")
+        say("creating demo logins")
+        with ws.state.session() as s:
+            for username, role in DEMO_USERS:
+                if get_user(s, username) is None:
+                    try:
+                        create_user(s, username, DEMO_PASSWORD, role, actor="demo")
+                    except AccountError as exc:  # pragma: no cover - constants are valid
+                        raise RuntimeError(str(exc)) from exc
+                else:
+                    set_password(s, username, DEMO_PASSWORD)
+                    set_role(s, username, role, actor="demo")
+        rows = {s.kind: s.rows for s in ws.tables()}
+    return DemoResult(root, rows, DEMO_USERS, DEMO_PASSWORD)
