@@ -253,3 +253,21 @@ def get_kind(name: str) -> TableKind:
 
 def empty_frame(kind: TableKind) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series(dtype=object) for c in kind.columns})
+
+
+def render_markdown() -> str:
+    """The contract tables for ``docs/data-formats.md`` (a test keeps the doc in sync)."""
+    out: list[str] = []
+    for kind in KINDS.values():
+        out.append(f"### `{kind.name}`\n\n{kind.description}\n")
+        out.append(f"Natural key: {', '.join(f'`{k}`' for k in kind.key)}.")
+        if kind.one_of:
+            out.append(f" At least one of {' / '.join(f'`{c}`' for c in kind.one_of)}.")
+        out.append("\n\n| column | required | expected | meaning |\n|---|---|---|---|\n")
+        for c in kind.columns:
+            req = "yes" if c.required else "no"
+            out.append(f"| `{c.name}` | {req} | {c.expected} | {c.description} |\n")
+        if kind.example:
+            out.append(f"\n```csv\n{kind.example}\n```\n")
+        out.append("\n")
+    return "".join(out).rstrip() + "\n"
