@@ -398,15 +398,15 @@ def parse_frame(
         cases = exc.failure_cases
         cases = cases[cases["index"].notna()]
         for _, case in cases.iterrows():
-            i = int(case["index"])
+            pos = int(case["index"])  # frames carry a RangeIndex, so labels are positions
             name = str(case["column"])
-            if pd.isna(parsed.at[i, name]):
+            if bool(parsed[name].isna().iloc[pos]):
                 continue  # already reported as missing or unparseable
-            column = str(where[i]) if where is not None and name == "spend" else name
+            column = str(where[pos]) if where is not None and name == "spend" else name
             col = kind.column(name)
-            given = _show(frame[name].iloc[i])
+            given = _show(frame[name].iloc[pos])
             issues.add(
-                Issue(f"expected {col.expected}, got {given!r}", int(rows[i]), column, given)
+                Issue(f"expected {col.expected}, got {given!r}", int(rows[pos]), column, given)
             )
 
     if kind.one_of:
