@@ -123,31 +123,27 @@ def demo(
       mixwise demo --no-serve
       mixwise demo /tmp/demo --port 8080
     """
-    from mixwise.demo import DEMO_DIR, DEMO_SEED, build_demo
+    from mixwise.demo import DEMO_DIR, DEMO_SEED, DEMO_STEPS, build_demo
 
-    steps = [
-        "simulating the market",
-        "validating the tables",
-        "loading the warehouse",
-        "creating demo logins",
-    ]
     target = directory or Path(DEMO_DIR)
     try:
         if as_json:
             result = build_demo(target, seed=seed or DEMO_SEED)
         else:
             with click.progressbar(
-                length=len(steps),
+                length=len(DEMO_STEPS),
                 label="Building the demo workspace",
-                show_pos=True,
                 item_show_func=lambda s: s,
             ) as bar:
+                done = -1  # the first step message starts step 0; each later one ends a step
 
-                def step(msg: str) -> None:
-                    bar.update(1 if bar.pos < len(steps) and bar.current_item else 0, msg)
+                def step(message: str) -> None:
+                    nonlocal done
+                    bar.update(1 if done >= 0 else 0, message)
+                    done += 1
 
                 result = build_demo(target, seed=seed or DEMO_SEED, step=step)
-                bar.update(len(steps) - bar.pos)
+                bar.update(len(DEMO_STEPS) - done, "done")
     except Exception as exc:
         raise click.ClickException(str(exc)) from exc
     url = f"http://{host}:{port}/"

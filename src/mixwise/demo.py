@@ -24,6 +24,12 @@ DEMO_DIR = "mixwise-demo"
 DEMO_PASSWORD = "mixwise-demo"
 DEMO_USERS = (("demo", "admin"), ("analyst", "analyst"), ("viewer", "viewer"))
 DEMO_SEED = 20261123
+DEMO_STEPS = (
+    "simulating the market",
+    "validating the tables",
+    "loading the warehouse",
+    "creating demo logins",
+)
 
 Step = Callable[[str], None]
 
@@ -50,11 +56,11 @@ def build_demo(
     root = Path(path)
     if root.exists() and any(root.iterdir()) and not (root / MARKER).exists():
         raise WorkspaceError(f"{root} exists and is not a mixwise workspace; choose another path")
-    say("simulating the market")
+    say(DEMO_STEPS[0])
     config = MarketConfig.demo()
     market = simulate_market(config, seed=seed)
     frames = market.tables()
-    say("validating the tables")
+    say(DEMO_STEPS[1])
     clean: dict[str, pd.DataFrame] = {}
     for name, kind in KINDS.items():
         parsed, issues, _ = parse_frame(frames[name], kind, max_errors=5)
@@ -62,12 +68,12 @@ def build_demo(
             detail = "; ".join(i.describe(name) for i in issues.items)
             raise RuntimeError(f"simulated {name} broke its contract: {detail}")
         clean[name] = parsed
-    say("loading the warehouse")
+    say(DEMO_STEPS[2])
     with Workspace.init(root, settings) as ws:
         ws.warehouse.replace_all(clean)
         ws.set_setting("currency", config.currency, actor="demo")
         ws.set_setting("name", "mixwise demo", actor="demo")
-        say("creating demo logins")
+        say(DEMO_STEPS[3])
         with ws.state.session() as s:
             for username, role in DEMO_USERS:
                 if get_user(s, username) is None:

@@ -1,0 +1,44 @@
+"""`mixwise demo --no-serve` builds a workspace holding all eight kinds, and refreshes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mixwise.cli import main
+from mixwise.store.schemas import KINDS
+
+
+def test_demo_builds_then_refreshes_without_duplicating(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    runner = CliRunner()
+    out = runner.invoke(main, ["demo", str(target), "--no-serve", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    built = json.loads(out.output)
+    assert built["url"] is None
+    assert {u["username"] for u in built["users"]} == {"demo", "analyst", "viewer"}
+
+    tables = runner.invoke(main, ["tables", "-w", str(target), "--json"])
+    rows = {t["kind"]: t["rows"] for t in json.loads(tables.output)["tables"]}
+    assert set(rows) == set(KINDS)
+    assert all(n > 0 for n in rows.values()), rows
+    media = next(t for t in json.loads(tables.output)["tables"] if t["kind"] == "media")
+    assert len(media["channels"]) >= 8
+
+    again = runner.invoke(main, ["demo", str(target), "--no-serve"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "password: mixwise-demo" in again.output
+    tables = runner.invoke(main, ["tables", "-w", str(target), "--json"])
+    assert {t["kind"]: t["rows"] for t in json.loads(tables.output)["tables"]} == rows
+
+    users = runner.invoke(main, ["user", "list", "-w", str(target), "--json"])
+    assert len(json.loads(users.output)["users"]) == 3
+
+
+def test_demo_refuses_a_directory_that_is_not_a_workspace(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    out = CliRunner().invoke(main, ["demo", str(tmp_path), "--no-serve"])
+    assert out.exit_code == 1 and "not a mixwise workspace" in out.output
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
