@@ -1,0 +1,144 @@
+"""The JSON API, ``/api/v1``. Session cookie (+ ``X-CSRF-Token`` on writes) or HTTP Basic."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from mixwise.accounts import AccountError, list_users
+from mixwise.store.schemas import KINDS
+from mixwise.web import services
+from mixwise.web.deps import AdminUser, AnalystUser, CurrentUser, WorkspaceDep
+from mixwise.web.schemas import (
+    Coverage,
+    ImportReportPublic,
+    ImportRunPublic,
+    TableRows,
+    TableSummaryPublic,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    WorkspaceSettingsPublic,
+    WorkspaceSettingsUpdate,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+def _kind_or_404(kind: str) -> str:
+    if kind not in KINDS:
+        raise HTTPException(404, f"unknown table kind {kind!r}; kinds are: {', '.join(KINDS)}")
+    return kind
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request, user: CurrentUser) -> dict[str, Any]:
+    schema: dict[str, Any] = request.app.openapi()
+    return schema
+
+
+@router.get("/me", response_model=UserPublic)
+def me(user: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(user)
+
+
+@router.get("/tables", response_model=list[TableSummaryPublic])
+def tables(user: CurrentUser, ws: WorkspaceDep) -> list[TableSummaryPublic]:
+    return [TableSummaryPublic(**t.as_dict()) for t in ws.tables()]
+
+
+@router.get("/tables/{kind}", response_model=TableRows)
+def table_rows(
+    kind: str,
+    user: CurrentUser,
+    ws: WorkspaceDep,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> TableRows:
+    _kind_or_404(kind)
+    total, records = services.table_records(ws, kind, limit)
+    return TableRows(kind=kind, total=total, limit=limit, records=records)
+
+
+@router.post(
+    "/imports/{kind}",
+    response_model=ImportReportPublic,
+    responses={422: {"model": ImportReportPublic, "description": "Rejected; nothing written"}},
+)
+def import_file(
+    kind: str,
+    user: AnalystUser,
+    ws: WorkspaceDep,
+    file: Annotated[UploadFile, File(description="CSV, TSV, Parquet or Excel file")],
+    mapping: Annotated[str | None, Form(description="Renames, e.g. `spend=cost, date=day`")] = None,
+    wide: Annotated[bool, Form(description="Media in wide form: one column per channel")] = False,
+) -> Any:
+    _kind_or_404(kind)
+    try:
+        report = services.import_upload(ws, kind, file, mapping_text=mapping, wide=wide, user=user)
+    except services.UploadTooLarge as exc:
+        raise HTTPException(413, str(exc)) from exc
+    body = report.as_dict()
+    return JSONResponse(body, status_code=200 if report.ok else 422)
+
+
+@router.get("/imports", response_model=list[ImportRunPublic])
+def imports(
+    user: CurrentUser, ws: WorkspaceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[ImportRunPublic]:
+    return services.import_history(ws, limit)
+
+
+@router.get("/coverage", response_model=Coverage)
+def coverage(
+    user: CurrentUser,
+    ws: WorkspaceDep,
+    freq: Annotated[str, Query(pattern="^(day|week|month)$")] = "week",
+) -> Coverage:
+    return services.coverage(ws, freq)
+
+
+@router.get("/users", response_model=list[UserPublic])
+def users(admin: AdminUser, ws: WorkspaceDep) -> list[UserPublic]:
+    with ws.state.session() as s:
+        return [UserPublic.model_validate(u) for u in list_users(s)]
+
+
+@router.post("/users", response_model=UserPublic, status_code=201)
+def add_user(admin: AdminUser, ws: WorkspaceDep, data: UserCreate) -> UserPublic:
+    try:
+        user = services.add_user(ws, data, actor=admin.username)
+    except services.Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except AccountError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return UserPublic.model_validate(user)
+
+
+@router.patch("/users/{username}", response_model=UserPublic)
+def update_user(admin: AdminUser, ws: WorkspaceDep, username: str, data: UserUpdate) -> UserPublic:
+    try:
+        user = services.update_user(ws, username, data, actor=admin.username)
+    except services.Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except AccountError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    if user is None:
+        raise HTTPException(404, f"no user named {username!r}")
+    return UserPublic.model_validate(user)
+
+
+@router.get("/settings", response_model=WorkspaceSettingsPublic)
+def get_settings(user: CurrentUser, ws: WorkspaceDep) -> WorkspaceSettingsPublic:
+    return services.workspace_settings(ws)
+
+
+@router.put("/settings", response_model=WorkspaceSettingsPublic)
+def put_settings(
+    admin: AdminUser, ws: WorkspaceDep, data: WorkspaceSettingsUpdate
+) -> WorkspaceSettingsPublic:
+    try:
+        return services.update_settings(ws, data, actor=admin.username)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc

@@ -1,0 +1,125 @@
+"""Plotly figures of the overview page, built on the server and drawn by Plotly.js.
+
+Figures are returned as JSON text (``plotly.io.to_json``) that the page embeds in a
+``<script type="application/json">`` block; ``static/app.js`` draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from mixwise.web.schemas import Coverage
+
+PALETTE = [
+    "#2563eb",
+    "#f97316",
+    "#10b981",
+    "#a855f7",
+    "#ef4444",
+    "#eab308",
+    "#06b6d4",
+    "#ec4899",
+    "#64748b",
+    "#84cc16",
+]
+FONT = "Inter, -apple-system, 'Segoe UI', 'PingFang SC', 'Noto Sans CJK SC', sans-serif"
+
+
+def _layout(fig: go.Figure, y_title: str) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        height=340,
+        margin={"l": 60, "r": 20, "t": 10, "b": 40},
+        font={"family": FONT, "size": 12, "color": "#1f2937"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        hovermode="x unified",
+        yaxis={"title": {"text": y_title}, "rangemode": "tozero"},
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+
+
+def spend_figure(cov: Coverage, gettext: Callable[[str], str]) -> str | None:
+    """Stacked area of spend per channel per period; None when there is no media data."""
+    if not cov.spend:
+        return None
+    currencies = {p.currency for p in cov.spend}
+    fig = go.Figure()
+    series: dict[str, tuple[list[str], list[float]]] = {}
+    for p in cov.spend:
+        name = p.channel if len(currencies) == 1 else f"{p.channel} ({p.currency})"
+        xs, ys = series.setdefault(name, ([], []))
+        xs.append(p.period)
+        ys.append(p.spend)
+    for i, (name, (xs, ys)) in enumerate(sorted(series.items())):
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                name=name,
+                mode="lines",
+                stackgroup="spend",
+                line={"width": 0.5, "color": color},
+                hovertemplate="%{y:,.0f}",
+            )
+        )
+    unit = next(iter(currencies)) if len(currencies) == 1 else cov.currency
+    _layout(fig, gettext("Spend (%(currency)s)") % {"currency": unit})
+    return pio.to_json(fig, validate=False)
+
+
+def outcomes_figure(cov: Coverage, gettext: Callable[[str], str]) -> str | None:
+    """Revenue bars and conversions line per period; None when there are no outcomes."""
+    if not cov.outcomes:
+        return None
+    xs = [p.period for p in cov.outcomes]
+    fig = go.Figure()
+    revenue = [p.revenue for p in cov.outcomes]
+    conversions = [p.conversions for p in cov.outcomes]
+    has_revenue = any(v is not None for v in revenue)
+    has_conversions = any(v is not None for v in conversions)
+    if has_revenue:
+        fig.add_trace(
+            go.Bar(
+                x=xs,
+                y=revenue,
+                name=gettext("Revenue"),
+                marker={"color": "#93c5fd"},
+                hovertemplate="%{y:,.0f}",
+            )
+        )
+    if has_conversions:
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=conversions,
+                name=gettext("Conversions"),
+                mode="lines+markers",
+                line={"color": "#f97316", "width": 2},
+                marker={"size": 4},
+                yaxis="y2" if has_revenue else "y",
+                hovertemplate="%{y:,.0f}",
+            )
+        )
+    title = (
+        gettext("Revenue (%(currency)s)") % {"currency": cov.currency}
+        if has_revenue
+        else gettext("Conversions")
+    )
+    _layout(fig, title)
+    if has_revenue and has_conversions:
+        fig.update_layout(
+            yaxis2={
+                "title": {"text": gettext("Conversions")},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "showgrid": False,
+            },
+            margin={"r": 60},
+        )
+    return pio.to_json(fig, validate=False)

@@ -1,0 +1,307 @@
+"""HTML pages (Jinja2 + htmx). Every POST carries the session's CSRF token."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from mixwise.accounts import ROLES, AccountError, authenticate, list_users
+from mixwise.store.ingest import ImportReport
+from mixwise.store.schemas import KINDS
+from mixwise.store.state import User
+from mixwise.web import charts, services
+from mixwise.web.deps import (
+    AdminUser,
+    AnalystUser,
+    OptionalUser,
+    WorkspaceDep,
+    csrf_protect,
+    get_limiter,
+    require_role,
+)
+from mixwise.web.i18n import N_, normalize
+from mixwise.web.schemas import UserCreate, UserUpdate, WorkspaceSettingsUpdate
+from mixwise.web.security import S_LANG, S_LOGIN_AT, S_USER, client_address
+from mixwise.web.templating import Templates, flash
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_protect)])
+ViewerUser = Annotated[User, Depends(require_role("viewer"))]
+
+
+def templates(request: Request) -> Templates:
+    t: Templates = request.app.state.templates
+    return t
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to go to after login; anything else (other hosts...) becomes ``/``."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def json_script(text: str | None) -> Markup | None:
+    """JSON text made safe to embed in a ``<script type="application/json">`` element."""
+    if text is None:
+        return None
+    safe = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(safe)
+
+
+# -- session -------------------------------------------------------------------------------
+@router.get("/login")
+def login_page(request: Request, user: OptionalUser, next: str | None = None) -> Response:
+    if user is not None:
+        return redirect(safe_next(next))
+    return templates(request).render(request, "login.html", {"next": safe_next(next)})
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    ws: WorkspaceDep,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    limiter = get_limiter(request)
+    key = limiter.key(username, client_address(request))
+    ctx: dict[str, Any] = {"next": safe_next(next), "username": username}
+    t = templates(request)
+    wait = limiter.retry_after(key)
+    if wait:
+        ctx["error"] = N_("Too many failed sign-in attempts. Try again in %(seconds)s seconds.")
+        ctx["error_params"] = {"seconds": wait}
+        return t.render(request, "login.html", ctx, status_code=429)
+
+    def check() -> User | None:
+        with ws.state.session() as s:
+            return authenticate(s, username.strip(), password)
+
+    user = await run_in_threadpool(check)
+    if user is None:
+        limiter.failed(key)
+        ctx["error"] = N_("Wrong username or password.")
+        return t.render(request, "login.html", ctx, status_code=401)
+    limiter.succeeded(key)
+    lang = normalize(request.session.get(S_LANG))
+    request.session.clear()  # no fixation: a fresh session (and CSRF token) per login
+    request.session[S_USER] = user.id
+    request.session[S_LOGIN_AT] = int(time.time())
+    if lang:
+        request.session[S_LANG] = lang
+    return redirect(safe_next(next))
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    lang = request.session.get(S_LANG)
+    request.session.clear()
+    if lang:
+        request.session[S_LANG] = lang
+    return redirect("/login")
+
+
+@router.post("/language")
+def set_language(
+    request: Request,
+    ws: WorkspaceDep,
+    user: OptionalUser,
+    lang: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    chosen = normalize(lang)
+    if chosen is not None:
+        request.session[S_LANG] = chosen
+        if user is not None:
+            with ws.state.session() as s:
+                row = s.get(User, user.id)
+                if row is not None:
+                    row.language = chosen
+            user.language = chosen
+    return redirect(safe_next(next))
+
+
+# -- overview ------------------------------------------------------------------------------
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, user: ViewerUser, ws: WorkspaceDep) -> Response:
+    t = templates(request)
+    gettext = t.gettext(request)
+    cov = services.coverage(ws, "week")
+    summaries = {s.kind: s for s in ws.tables()}
+    channels = sorted({p.channel for p in cov.spend})
+    ctx = {
+        "media": summaries["media"],
+        "outcomes": summaries["outcomes"],
+        "channels": channels,
+        "total_spend": sum(p.spend for p in cov.spend),
+        "total_revenue": sum(p.revenue or 0 for p in cov.outcomes),
+        "currency": cov.currency,
+        "spend_fig": json_script(charts.spend_figure(cov, gettext)),
+        "outcomes_fig": json_script(charts.outcomes_figure(cov, gettext)),
+    }
+    return t.render(request, "overview.html", ctx)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def data_context(ws: Any) -> dict[str, Any]:
+    return {
+        "tables": ws.tables(),
+        "history": services.import_history(ws, 20),
+        "kinds": list(KINDS),
+    }
+
+
+@router.get("/data", response_class=HTMLResponse)
+def data_page(request: Request, user: ViewerUser, ws: WorkspaceDep) -> Response:
+    return templates(request).render(request, "data.html", data_context(ws))
+
+
+@router.post("/data/import", response_class=HTMLResponse)
+def data_import(
+    request: Request,
+    user: AnalystUser,
+    ws: WorkspaceDep,
+    kind: Annotated[str, Form()],
+    file: Annotated[UploadFile, File()],
+    mapping: Annotated[str | None, Form(max_length=2000)] = None,
+    wide: Annotated[bool, Form()] = False,
+) -> Response:
+    t = templates(request)
+    name = services.safe_filename(file.filename)
+    report: ImportReport
+    if kind not in KINDS:
+        report = services.rejected(kind, name, f"unknown table kind {kind!r}")
+    else:
+        try:
+            report = services.import_upload(
+                ws, kind, file, mapping_text=mapping, wide=wide, user=user
+            )
+        except services.UploadTooLarge as exc:
+            report = services.rejected(kind, name, str(exc))
+    ctx = data_context(ws)
+    ctx.update(report=report, form={"kind": kind, "mapping": mapping or "", "wide": wide})
+    if request.headers.get("HX-Request") == "true":
+        return t.render(request, "_import_result.html", {**ctx, "oob": True})
+    return t.render(request, "data.html", ctx, status_code=200 if report.ok else 422)
+
+
+# -- users ---------------------------------------------------------------------------------
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, admin: AdminUser, ws: WorkspaceDep) -> Response:
+    with ws.state.session() as s:
+        users = list_users(s)
+    return templates(request).render(request, "users.html", {"users": users, "roles": ROLES})
+
+
+@router.post("/users")
+def users_add(
+    request: Request,
+    admin: AdminUser,
+    ws: WorkspaceDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    role: Annotated[str, Form()] = "viewer",
+    display_name: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        data = UserCreate.model_validate(
+            {
+                "username": username.strip(),
+                "password": password,
+                "role": role,
+                "display_name": display_name.strip() or None,
+            }
+        )
+        services.add_user(ws, data, actor=admin.username)
+    except ValidationError:
+        flash(
+            request,
+            N_("Check the form: the username needs 2-80 characters and the password at least 8."),
+            "error",
+        )
+    except (AccountError, services.Conflict) as exc:
+        flash(request, str(exc), "error", raw=True)
+    else:
+        flash(request, N_("User %(name)s added."), name=data.username)
+    return redirect("/users")
+
+
+@router.post("/users/{username}/role")
+def users_set_role(
+    request: Request,
+    admin: AdminUser,
+    ws: WorkspaceDep,
+    username: str,
+    role: Annotated[str, Form()],
+) -> Response:
+    if role not in ROLES:
+        flash(request, N_("Unknown role."), "error")
+        return redirect("/users")
+    try:
+        user = services.update_user(
+            ws,
+            username,
+            UserUpdate.model_validate({"role": role}),
+            actor=admin.username,
+        )
+    except (AccountError, services.Conflict) as exc:
+        flash(request, str(exc), "error", raw=True)
+    else:
+        if user is None:
+            flash(request, N_("No such user."), "error")
+        else:
+            flash(request, N_("%(name)s is now %(role)s."), name=username, role=role)
+    return redirect("/users")
+
+
+# -- settings ------------------------------------------------------------------------------
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, admin: AdminUser, ws: WorkspaceDep) -> Response:
+    ctx = {"settings": services.workspace_settings(ws)}
+    return templates(request).render(request, "settings.html", ctx)
+
+
+@router.post("/settings")
+def settings_save(
+    request: Request,
+    admin: AdminUser,
+    ws: WorkspaceDep,
+    currency: Annotated[str, Form()],
+    name: Annotated[str, Form()],
+    timezone: Annotated[str, Form()],
+) -> Response:
+    try:
+        update = WorkspaceSettingsUpdate(
+            currency=currency.strip().upper(), name=name.strip(), timezone=timezone.strip()
+        )
+        services.update_settings(ws, update, actor=admin.username)
+    except ValidationError:
+        flash(request, N_("Check the form: the currency is a 3-letter code such as CNY."), "error")
+    except ValueError as exc:
+        flash(request, str(exc), "error", raw=True)
+    else:
+        flash(request, N_("Settings saved."))
+    return redirect("/settings")
+
+
+def login_redirect(request: Request) -> Response:
+    """Where an anonymous page request goes (htmx requests are told to navigate)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    url = "/login?next=" + quote(target, safe="/")
+    if request.headers.get("HX-Request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return redirect(url)

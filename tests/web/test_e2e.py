@@ -1,0 +1,133 @@
+"""The real app under uvicorn, driven by Debian's Chromium through Playwright."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from web_helpers import PASSWORDS, media_csv
+
+from mixwise.accounts import create_user
+from mixwise.web.app import create_app
+from mixwise.workspace import Workspace
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's Chromium (/usr/bin/chromium) "
+        "is not installed; apt-get install chromium to run the browser tests",
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(workspace: Workspace, tmp_path: Path) -> Iterator[str]:
+    with workspace.state.session() as s:
+        create_user(s, "admin", PASSWORDS["admin"], "admin")
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(84)]
+    rows = ["date,channel,spend"]
+    out = ["date,revenue,conversions"]
+    for i, day in enumerate(days):
+        wave = 1 + 0.3 * math.sin(i / 6)
+        for j, channel in enumerate(("tv", "search", "social")):
+            rows.append(f"{day},{channel},{round((3 - j) * 1500 * wave + i * 10)}")
+        out.append(f"{day},{round(30000 * wave + i * 150)},{round(120 * wave) + i}")
+    (tmp_path / "media.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "outcomes.csv").write_text("\n".join(out) + "\n")
+    assert workspace.ingest("media", tmp_path / "media.csv").ok
+    assert workspace.ingest("outcomes", tmp_path / "outcomes.csv").ok
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(workspace), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_browser_login_chart_and_upload(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    bad = media_csv(tmp_path / "bad-spend.csv", rows=20, bad_row=17)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on(
+                "request",
+                lambda r: (
+                    problems.append(f"external request {r.url}")
+                    if not r.url.startswith((server, "data:", "blob:"))
+                    else None
+                ),
+            )
+            page.goto(server + "/")
+            assert "/login" in page.url
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", PASSWORDS["admin"])
+            page.click("button.primary")
+            page.wait_for_selector("#chart-spend.js-plotly-plot svg.main-svg", timeout=20_000)
+            page.wait_for_selector("#chart-outcomes.js-plotly-plot svg.main-svg")
+            assert page.locator("#chart-spend .trace").count() >= 3
+            page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+            page.click("nav a[href='/data']")
+            page.set_input_files("input[name=file]", str(bad))
+            page.click("form.upload-form button.primary")
+            page.wait_for_selector("#import-result .result-bad")
+            row = page.locator("#import-result table.errors tbody tr").first
+            assert row.locator("td").nth(0).inner_text() == "17"
+            assert row.locator("td").nth(1).inner_text() == "spend"
+            assert "bad-spend.csv" in page.locator("#history").inner_text()  # swapped in
+            page.screenshot(path=str(tmp_path / "data.png"), full_page=True)
+
+            page.click(".lang-switch button[value=zh_CN]")
+            page.wait_for_selector("html[lang=zh-CN]")
+            assert "数据" in page.locator("nav").inner_text()
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert (tmp_path / "overview.png").stat().st_size > 10_000
