@@ -125,23 +125,30 @@ class Warehouse:
         return TableSummary(kind, rows, first, last, channels)
 
     @_locked
-    def spend_by_channel(self, freq: str = "week") -> pd.DataFrame:
-        """Spend per channel per period (``day``, ``week`` or ``month``), long form."""
+    def spend_by_channel(self, freq: str = "week", *, complete: bool = True) -> pd.DataFrame:
+        """Spend per channel per period (``day``, ``week`` or ``month``), long form.
+
+        With ``complete`` (the default) a first or last period that the data cover only in
+        part is left out, so a chart does not show a false drop at its edges.
+        """
         t = self.expr("media")
         period = t.date.truncate(_UNIT[freq])
         out = t.group_by(period=period, channel=t.channel, currency=t.currency).aggregate(
             spend=t.spend.sum()
         )
-        return out.order_by(["period", "channel"]).to_pandas()
+        frame = out.order_by(["period", "channel"]).to_pandas()
+        return _complete_periods(frame, freq, t) if complete else frame
 
     @_locked
-    def outcomes_by_period(self, freq: str = "week") -> pd.DataFrame:
+    def outcomes_by_period(self, freq: str = "week", *, complete: bool = True) -> pd.DataFrame:
+        """Revenue, conversions and leads per period; edges as in :meth:`spend_by_channel`."""
         t = self.expr("outcomes")
         period = t.date.truncate(_UNIT[freq])
         out = t.group_by(period=period).aggregate(
             revenue=t.revenue.sum(), conversions=t.conversions.sum(), leads=t.leads.sum()
         )
-        return out.order_by("period").to_pandas()
+        frame = out.order_by("period").to_pandas()
+        return _complete_periods(frame, freq, t) if complete else frame
 
     # -- writes ----------------------------------------------------------------------------
     @_locked
@@ -206,6 +213,26 @@ class Warehouse:
 
 
 _UNIT = {"day": "D", "week": "W", "month": "M"}
+_PERIOD = {
+    "day": pd.DateOffset(days=1),
+    "week": pd.DateOffset(weeks=1),
+    "month": pd.DateOffset(months=1),
+}
+
+
+def _complete_periods(frame: pd.DataFrame, freq: str, t: ibis.Table) -> pd.DataFrame:
+    """Drop periods that start before the first day or end after the last day of data.
+
+    Data shorter than one whole period are returned as they are.
+    """
+    if frame.empty:
+        return frame
+    span = t.aggregate(first=t.date.min(), last=t.date.max()).to_pandas().iloc[0]
+    first, last = pd.Timestamp(span["first"]), pd.Timestamp(span["last"])
+    start = pd.to_datetime(frame["period"])
+    end = start + _PERIOD[freq] - pd.Timedelta(days=1)
+    kept = frame[(start >= first) & (end <= last)].reset_index(drop=True)
+    return kept if not kept.empty else frame  # less than one whole period: show what there is
 
 
 def _as_date(value: Any) -> dt.date | None:
