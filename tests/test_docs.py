@@ -103,3 +103,13 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 def test_readme_mentions_every_command() -> None:
     for path, _ in COMMANDS:
         assert path in README or path.rsplit(" ", 1)[0] in README, path
+
+
+def test_every_api_route_is_documented(workspace: object) -> None:
+    from mixwise.web import create_app
+
+    doc = (ROOT / "docs" / "web.md").read_text()
+    paths = create_app(workspace).openapi()["paths"]  # type: ignore[arg-type]
+    for path, methods in paths.items():
+        for method in methods:
+            assert f"{method.upper()} {path}" in doc, f"{method.upper()} {path} not in docs/web.md"
