@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +52,28 @@ def _open_workspace(path: Path | None) -> Iterator[Any]:
         yield ws
     finally:
         ws.close()
+
+
+@contextmanager
+def _stages(
+    stages: Sequence[str], label: str, *, quiet: bool = False
+) -> Iterator[Callable[[str], None]]:
+    """A progress bar over named stages; the callback is told each stage as it starts."""
+    if quiet:
+        yield lambda _stage: None
+        return
+    with click.progressbar(
+        length=len(stages), label=label, item_show_func=lambda s: s, file=sys.stderr
+    ) as bar:
+        started = False
+
+        def step(stage: str) -> None:
+            nonlocal started
+            bar.update(1 if started else 0, stage)  # a new stage ends the one before it
+            started = True
+
+        yield step
+        bar.update(len(stages) - bar.pos, "done")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,20 +152,8 @@ def demo(
         if as_json:
             result = build_demo(target, seed=seed or DEMO_SEED)
         else:
-            with click.progressbar(
-                length=len(DEMO_STEPS),
-                label="Building the demo workspace",
-                item_show_func=lambda s: s,
-            ) as bar:
-                done = -1  # the first step message starts step 0; each later one ends a step
-
-                def step(message: str) -> None:
-                    nonlocal done
-                    bar.update(1 if done >= 0 else 0, message)
-                    done += 1
-
+            with _stages(DEMO_STEPS, "Building the demo workspace") as step:
                 result = build_demo(target, seed=seed or DEMO_SEED, step=step)
-                bar.update(len(DEMO_STEPS) - done, "done")
     except Exception as exc:
         raise click.ClickException(str(exc)) from exc
     url = f"http://{host}:{port}/"
@@ -224,7 +234,12 @@ def ingest(
             raise click.BadParameter(f"{item!r}: use TARGET=SOURCE", param_hint="--map")
         mapping[target.strip()] = source.strip()
     channel_list = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
-    with _open_workspace(workspace_dir) as ws:
+    from mixwise.store.ingest import STAGES
+
+    with (
+        _open_workspace(workspace_dir) as ws,
+        _stages(STAGES, f"Importing {file.name}", quiet=as_json) as step,
+    ):
         report = ws.ingest(
             kind,
             file,
@@ -234,6 +249,7 @@ def ingest(
             currency=currency,
             sheet=sheet,
             source=file.name,
+            step=step,
         )
     if as_json:
         _emit(report.as_dict())

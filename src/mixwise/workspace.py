@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -182,6 +182,7 @@ class Workspace:
         sheet: str | int | None = None,
         source: str | None = None,
         user_id: int | None = None,
+        step: Callable[[str], None] | None = None,
     ) -> ImportReport:
         """Validate and import ``data`` (a path or a pandas/polars/pyarrow frame) as ``kind``.
 
@@ -200,6 +201,7 @@ class Workspace:
             sheet=sheet,
             source=source,
             max_errors=self.settings.max_errors,
+            step=step,
         )
         with self.state.session() as s:
             s.add(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ FORMATS = {
     ".xlsx": "excel",
     ".xlsm": "excel",
 }
+STAGES = ("reading", "validating", "writing")
 _NUMBER_NOISE = re.compile(r"[,\s¥$€£￥]")
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
 
@@ -449,9 +450,16 @@ def ingest(
     sheet: str | int | None = None,
     source: str | None = None,
     max_errors: int = 100,
+    step: Callable[[str], None] | None = None,
 ) -> ImportReport:
-    """Validate ``data`` as ``kind_name`` and upsert it; the report says what happened."""
+    """Validate ``data`` as ``kind_name`` and upsert it; the report says what happened.
+
+    ``step`` is called with the name of each stage (one of :data:`STAGES`) as it starts, for
+    progress display.
+    """
+    say = step or (lambda _stage: None)
     kind = get_kind(kind_name)
+    say(STAGES[0])
     try:
         raw, name = read_source(data, sheet=sheet)
     except (ValueError, FileNotFoundError, TypeError) as exc:
@@ -460,6 +468,7 @@ def ingest(
         report.error_count = 1
         return report
     report = ImportReport(kind.name, source or name, rows_read=len(raw))
+    say(STAGES[1])
     frame, issues, ignored = parse_frame(
         raw,
         kind,
@@ -477,6 +486,7 @@ def ingest(
         report.error_count = issues.count
         report.rejected = len(issues.rows)
         return report
+    say(STAGES[2])
     counts = warehouse.upsert(kind, frame)
     report.inserted, report.updated, report.unchanged = (
         counts.inserted,
