@@ -134,24 +134,22 @@ class Workspace:
             return row.value if row else WORKSPACE_DEFAULTS[key]
 
     def set_setting(self, key: str, value: str, *, actor: str | None = None) -> None:
-        if key not in WORKSPACE_DEFAULTS:
-            raise ValueError(
-                f"unknown workspace setting {key!r}; settings are {', '.join(WORKSPACE_DEFAULTS)}"
-            )
-        if key == "currency" and not (len(value) == 3 and value.isalpha() and value.isupper()):
-            raise ValueError("currency must be a 3-letter ISO 4217 code such as CNY or USD")
-        if key == "timezone":
-            try:
-                pd.Timestamp("2024-01-01").tz_localize(value)
-            except Exception as exc:
-                raise ValueError(f"unknown timezone {value!r} (use e.g. Asia/Shanghai)") from exc
+        self.set_settings({key: value}, actor=actor)
+
+    def set_settings(self, changes: Mapping[str, str], *, actor: str | None = None) -> None:
+        """Validate every change, then write them all in one transaction (or none)."""
+        for key, value in changes.items():
+            _validate_setting(key, value)
         with self.state.session() as s:
-            row = s.get(WorkspaceSetting, key)
-            if row is None:
-                s.add(WorkspaceSetting(key=key, value=value))
-            else:
-                row.value = value
-            s.add(AuditEvent(actor=actor, action="setting.set", detail={key: value}))
+            for key, value in changes.items():
+                row = s.get(WorkspaceSetting, key)
+                if row is None:
+                    s.add(WorkspaceSetting(key=key, value=value))
+                elif row.value != value:
+                    row.value = value
+                else:
+                    continue
+                s.add(AuditEvent(actor=actor, action="setting.set", detail={key: value}))
 
     @property
     def currency(self) -> str:
@@ -238,6 +236,22 @@ class Workspace:
         with self.state.session() as s:
             q = select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)
             return list(s.scalars(q))
+
+
+def _validate_setting(key: str, value: str) -> None:
+    if key not in WORKSPACE_DEFAULTS:
+        raise ValueError(
+            f"unknown workspace setting {key!r}; settings are {', '.join(WORKSPACE_DEFAULTS)}"
+        )
+    if key == "currency" and not (len(value) == 3 and value.isalpha() and value.isupper()):
+        raise ValueError("currency must be a 3-letter ISO 4217 code such as CNY or USD")
+    if key == "timezone":
+        try:
+            pd.Timestamp("2024-01-01").tz_localize(value)
+        except Exception as exc:
+            raise ValueError(f"unknown timezone {value!r} (use e.g. Asia/Shanghai)") from exc
+    if key == "name" and not value.strip():
+        raise ValueError("the workspace name cannot be empty")
 
 
 def _redact(url: str) -> str:

@@ -230,21 +230,7 @@ def update_settings(
         changes["currency"] = changes["currency"].strip().upper()
     if "name" in changes:
         changes["name"] = changes["name"].strip()
-    # Validate every field before writing any (set_setting validates one at a time).
-    if "currency" in changes and not re.fullmatch(r"[A-Z]{3}", changes["currency"]):
-        raise ValueError("currency must be a 3-letter ISO 4217 code such as CNY or USD")
-    if "timezone" in changes:
-        try:
-            pd.Timestamp("2024-01-01").tz_localize(changes["timezone"])
-        except Exception as exc:
-            raise ValueError(
-                f"unknown timezone {changes['timezone']!r} (use e.g. Asia/Shanghai)"
-            ) from exc
-    if "name" in changes and not changes["name"]:
-        raise ValueError("the workspace name cannot be empty")
-    for key, value in changes.items():
-        if ws.get_setting(key) != value:
-            ws.set_setting(key, value, actor=actor)
+    ws.set_settings(changes, actor=actor)  # validates every field before writing any
     return workspace_settings(ws)
 
 
