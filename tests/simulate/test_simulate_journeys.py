@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from mixwise.simulate import Market, MarketConfig, paths_from_journeys, simulate_market
-from mixwise.simulate.journeys import BLOCK_SIZE
+from mixwise.simulate.journeys import BLOCK_SIZE, _strictly_increasing
 
 
 def test_direct_confounding(small_market: Market) -> None:
@@ -108,3 +108,20 @@ def test_write_parquet(small_market: Market, tmp_path) -> None:
     assert len(back) == 5_000
     tp = pd.read_parquet(tmp_path / "touchpoints")
     assert str(tp["timestamp"].dt.tz) == "UTC"
+
+
+def test_strictly_increasing_by_hand() -> None:
+    journey = np.array([0, 0, 0, 0, 1, 1, 2])
+    seconds = np.array([10, 10, 10, 20, 5, 5, 7])
+    assert _strictly_increasing(journey, seconds).tolist() == [10, 11, 12, 20, 5, 6, 7]
+
+
+def test_touch_keys_are_unique_and_precede_the_conversion() -> None:
+    """The touchpoints contract keys on (journey_id, timestamp, channel): no duplicates."""
+    market = simulate_market(MarketConfig.demo(), seed=1)  # had a duplicate at 300k journeys
+    chunk = next(market.iter_journeys(n_journeys=300_000, chunk_size=300_000))
+    tp = chunk.touchpoints
+    assert not tp.duplicated(["journey_id", "timestamp", "channel"]).any()
+    last = tp.groupby("journey_id")["timestamp"].max()
+    conv = chunk.conversions.set_index("journey_id")["timestamp"]
+    assert (conv >= last.reindex(conv.index)).all()

@@ -205,6 +205,25 @@ def calibrate_hazards(
     return scaled(lam)
 
 
+def _strictly_increasing(journey: IntArray, seconds: IntArray) -> IntArray:
+    """Nudge touch times forward so they strictly increase within each journey.
+
+    Touch times are whole seconds, so two touches of one journey (a closing visit right after
+    the last touch, or touches clamped at the end of the range) can share a second; the
+    import contract keys touches on (journey_id, timestamp, channel). ``journey`` must be
+    sorted with times non-decreasing within a journey. A touch moves by at most a few seconds.
+    """
+    if len(seconds) == 0:
+        return seconds
+    starts = np.flatnonzero(np.r_[True, journey[1:] != journey[:-1]])
+    pos = np.arange(len(seconds)) - np.repeat(starts, np.diff(np.r_[starts, len(seconds)]))
+    # Within a journey, t_k' = k + max_{i<=k}(t_i - i); the journey offset keeps the running
+    # maximum from crossing journeys (blocks hold at most 2**16 journeys, times < 2**36 s).
+    offset = journey.astype(np.int64) << 40
+    shifted = np.maximum.accumulate(seconds - pos + offset)
+    return (shifted - offset + pos).astype(np.int64)
+
+
 class JourneyModel:
     """Calibrated user-level model for one market.
 
@@ -327,6 +346,11 @@ class JourneyModel:
         c_inter = np.where(c_channel == self.direct, VISIT, CLICK).astype(np.int8)
         all_j = np.concatenate([jloc, cj])
         order = np.argsort(all_j, kind="stable")
+        t_journey = all_j[order]
+        t_time = _strictly_increasing(t_journey, np.concatenate([times, c_time])[order])
+        # A closing touch nudged by a second must still precede its conversion.
+        ends = np.cumsum(np.bincount(t_journey, minlength=n)) - 1
+        conv_time = np.where(converted, np.maximum(conv_time, t_time[ends]), conv_time)
         return JourneyArrays(
             journey=np.arange(first, first + n, dtype=np.int64),
             intent=z,
@@ -334,8 +358,8 @@ class JourneyModel:
             cause=cause,
             conv_time=conv_time,
             value=np.where(converted, value, 0.0),
-            t_journey=all_j[order] + first,
-            t_time=np.concatenate([times, c_time])[order],
+            t_journey=t_journey + first,
+            t_time=t_time,
             t_channel=np.concatenate([channel, c_channel])[order],
             t_campaign=np.concatenate([campaign, c_campaign])[order],
             t_interaction=np.concatenate([interaction, c_inter])[order],
