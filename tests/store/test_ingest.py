@@ -298,3 +298,22 @@ def test_unknown_is_null_not_zero(workspace: Workspace) -> None:
     frame.loc[0, "impressions"] = ""
     assert workspace.ingest("media", frame).ok
     assert pd.isna(workspace.table("media")["impressions"].iloc[0])
+
+
+def test_ids_that_became_numbers_are_read_back_as_text(workspace: Workspace) -> None:
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1042.0, 7.0],
+            "date": ["2024-01-01"] * 2,
+            "value": [1.0, 2.0],
+            "order_id": [" A1 ", None],
+        }
+    )
+    assert workspace.ingest("orders", frame).ok
+    mixed = pd.DataFrame(
+        {"customer_id": [3.0, "c9"], "date": ["2024-01-02"] * 2, "value": [1.0, 2.0]}, dtype=object
+    )
+    assert workspace.ingest("orders", mixed).ok
+    table = workspace.table("orders")
+    assert sorted(table["customer_id"]) == ["1042", "3", "7", "c9"]
+    assert table.set_index("customer_id")["order_id"].get("1042") == "A1"

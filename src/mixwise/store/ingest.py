@@ -291,21 +291,30 @@ def _parse_timestamp(series: pd.Series, tz: str) -> pd.Series:
 
 
 def _parse_text(series: pd.Series, col: Column) -> pd.Series:
-    def clean(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)  # ids that a spreadsheet turned into numbers
-        s = str(v).strip()
-        if not s:
-            return None
-        if col.type == "currency":
-            return s.upper()
-        if col.type == "enum":
-            return s.lower()
-        return s
+    if pd.api.types.is_float_dtype(series):
+        # Ids that a spreadsheet or Parquet writer turned into numbers: 1042.0 -> "1042".
+        whole = series.notna() & (series == np.floor(series))
+        text = series.astype("string")
+        text[whole] = series[whole].astype("int64").astype("string")
+    elif pd.api.types.is_string_dtype(series) and series.dtype != object:
+        text = series.astype("string")
+    else:  # mixed objects (Excel, frames): the same rules, one cell at a time
+        text = series.map(_cell_text).astype("string")
+    text = text.str.strip()
+    text = text.where(text != "")
+    if col.type == "currency":
+        text = text.str.upper()
+    elif col.type == "enum":
+        text = text.str.lower()
+    return text.astype(object).where(text.notna(), None)
 
-    return series.map(clean).astype(object)
+
+def _cell_text(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _parse_column(series: pd.Series, col: Column, tz: str) -> pd.Series:
