@@ -1,0 +1,165 @@
+"""Journeys → paths in the warehouse engine, pinned on hand-made journeys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixwise.attribution.data import FIRST_TOUCH, LEAD_CREATION, OPPORTUNITY_CREATION
+from mixwise.attribution.inputs import PathFileError, load_paths
+from mixwise.attribution.reduce import JourneyOptions, Reduction, reduce_journeys
+from mixwise.workspace import Workspace
+
+
+def ts(text: str) -> str:
+    return f"2024-01-{text}+00:00"
+
+
+@pytest.fixture
+def journeys(workspace: Workspace) -> Workspace:
+    touches = [  # journey, time, channel, campaign
+        ("a", "01 00:00", "x", "x1"),
+        ("a", "02 00:00", "y", None),
+        ("a", "05 00:00", "x", "x2"),
+        ("b", "01 00:00", "y", None),
+        ("b", "03 00:00", "y", None),
+        ("c", "02 00:00", "x", "x1"),
+        ("d", "01 00:00", "z", None),
+        ("f", "01 00:00", "x", None),
+        ("f", "01 00:00", "y", None),
+        ("f", "20 00:00", "z", None),
+    ]
+    tp = pd.DataFrame(touches, columns=["journey_id", "timestamp", "channel", "campaign"])
+    tp["timestamp"] = tp["timestamp"].map(ts)
+    conv = pd.DataFrame(
+        [
+            ("a", ts("03 00:00"), 10.0),
+            ("b", ts("04 00:00"), 5.0),
+            ("e", ts("04 00:00"), 7.0),
+            ("f", ts("01 00:00"), 2.0),
+            ("f", ts("30 00:00"), 4.0),
+        ],
+        columns=["journey_id", "timestamp", "value"],
+    )
+    leads = pd.DataFrame(
+        [("a", "lead", ts("01 12:00")), ("a", "opportunity", ts("02 12:00"))],
+        columns=["lead_id", "stage", "entered_at"],
+    )
+    for kind, frame in (("touchpoints", tp), ("conversions", conv), ("leads", leads)):
+        assert workspace.ingest(kind, frame).ok
+    return workspace
+
+
+def reduce(ws: Workspace, **options: object) -> Reduction:
+    w = ws.warehouse
+    return reduce_journeys(
+        w.expr("touchpoints"), w.expr("conversions"), w.expr("leads"), JourneyOptions(**options)
+    )  # type: ignore[arg-type]
+
+
+def frame(r: Reduction) -> dict[str, tuple[float, float, float]]:
+    f = r.paths.to_frame()
+    return {p: (c, n, v) for p, c, n, v in f.itertuples(index=False)}
+
+
+def test_segments_by_hand(journeys: Workspace) -> None:
+    r = reduce(journeys)
+    # a: x, y -> conv(10), then x -> null.  b: y, y -> conv(5).  c: x null.  d: z null.
+    # e: a conversion with no touch (unattributed).  f: x and y at the same instant as its
+    # first conversion (ties: the touch counts; order by time then name), z then conv(4).
+    assert frame(r) == {
+        "x": (0.0, 2.0, 0.0),
+        "x > y": (2.0, 0.0, 12.0),
+        "y > y": (1.0, 0.0, 5.0),
+        "z": (1.0, 1.0, 4.0),
+    }
+    assert (r.unattributed, r.unattributed_value) == (1, 7.0)
+    assert r.journeys == 7
+    assert r.paths.conversions.sum() + r.unattributed == 5  # every conversion accounted for
+
+
+def test_converting_touches_carry_age_and_milestones(journeys: Workspace) -> None:
+    t = reduce(journeys).touches
+    assert t.channels == ("x", "y", "z")
+    assert t.offsets.tolist() == [0, 2, 4, 6, 7]
+    # Conversions ordered by journey then segment: a, b, f#0, f#1.
+    assert t.tokens.tolist() == [0, 1, 1, 1, 0, 1, 2]
+    assert t.age_days.tolist() == [2.0, 1.0, 3.0, 1.0, 0.0, 0.0, 10.0]
+    assert t.value.tolist() == [10.0, 5.0, 2.0, 4.0]
+    assert t.has_lead_milestones
+    # a's lead was created after x (day 1) and its opportunity after y (day 2).
+    assert t.milestone[0] == FIRST_TOUCH | LEAD_CREATION
+    assert t.milestone[1] == OPPORTUNITY_CREATION
+    assert t.milestone[2] == FIRST_TOUCH
+
+
+def test_lookback_window(journeys: Workspace) -> None:
+    r = reduce(journeys, lookback_days=1.5)
+    # a keeps y only (x is 2 days old); b keeps its second y; f#1's z is 10 days old: gone,
+    # so that conversion is unattributed.
+    assert frame(r)["y"] == (2.0, 0.0, 15.0)
+    assert r.unattributed == 2 and r.unattributed_value == 11.0
+
+
+def test_conversion_window(journeys: Workspace) -> None:
+    r = reduce(journeys, conversion_window_days=2)
+    # f#1 converts 10 days after z: its path becomes a null path, the conversion unattributed.
+    assert frame(r)["z"] == (0.0, 2.0, 0.0)
+    assert r.unattributed == 2
+
+
+def test_date_range_and_campaigns(journeys: Workspace) -> None:
+    r = reduce(journeys, start=dt.date(2024, 1, 4), end=dt.date(2024, 1, 4))
+    assert frame(r) == {"y > y": (1.0, 0.0, 5.0)}
+    assert r.unattributed == 1  # e
+    r = reduce(journeys, granularity="campaign")
+    assert "x:x1 > y" in frame(r) and frame(r)["x:x2"] == (0.0, 1.0, 0.0)
+
+
+def test_bad_options() -> None:
+    with pytest.raises(ValueError, match="lookback_days"):
+        JourneyOptions(lookback_days=0)
+    with pytest.raises(ValueError, match="after end"):
+        JourneyOptions(start=dt.date(2024, 2, 1), end=dt.date(2024, 1, 1))
+
+
+def test_path_file_with_channel_attribution_columns(tmp_path: Path) -> None:
+    path = tmp_path / "paths.csv"
+    path.write_text(
+        "path,total_conversions,total_conversion_value,total_null\n"
+        '"b",1,5,4\n"a > b",4,32,10\n'
+    )
+    paths = load_paths(path)
+    assert paths.channels == ("a", "b")
+    assert paths.to_frame().to_dict("list") == {
+        "path": ["a > b", "b"],
+        "conversions": [4.0, 1.0],
+        "nulls": [10.0, 4.0],
+        "value": [32.0, 5.0],
+    }
+    assert np.array_equal(paths.tokens, [0, 1, 1])
+
+
+@pytest.mark.parametrize(
+    ("content", "row", "column", "needle"),
+    [
+        ('path,conversions,nulls\n"a > b",1,2\n"a >  > c",1,1\n', 2, "path", "a channel is empty"),
+        ('path,conversions,nulls\n"a",1,2\n"b",-3,1\n', 2, "conversions", "≥ 0"),
+        ('path,conversions,nulls\n"a",1,2\n,1,1\n', 2, "path", "missing value"),
+        ("route,conversions,nulls\na,1,2\n", None, "path", "required column is missing"),
+    ],
+)
+def test_bad_path_files_name_row_and_column(
+    tmp_path: Path, content: str, row: int | None, column: str, needle: str
+) -> None:
+    path = tmp_path / "paths.csv"
+    path.write_text(content)
+    with pytest.raises(PathFileError) as err:
+        load_paths(path)
+    first = err.value.report.errors[0]
+    assert (first.row, first.column) == (row, column) and needle in first.message
+    assert "paths.csv" in str(err.value)
