@@ -92,14 +92,9 @@ def _token(t: ir.Table, granularity: Granularity) -> ir.StringValue:
 
 def segment_touches(
     touchpoints: ir.Table, conversions: ir.Table, options: JourneyOptions
-) -> tuple[ir.Table, ir.Table]:
-    """Touches labelled with their segment, and the per-segment conversion facts.
-
-    Returns ``(touches, segments)``: touches with ``journey_id, segment, ts, token,
-    converted, value, ref_ts`` after the lookback and date filters; segments with
-    ``journey_id, segment, converted, value, touches`` for every conversion and null segment
-    (``touches`` = number of touches kept), used to count unattributed conversions.
-    """
+) -> ir.Table:
+    """Touches labelled with their segment: ``journey_id, segment, ts, token, converted,
+    value, ref_ts``, after the lookback, conversion-window and date filters."""
     touch = touchpoints.select(
         journey_id=touchpoints.journey_id,
         ts=touchpoints.timestamp,
@@ -152,22 +147,7 @@ def segment_touches(
         value=ibis.ifelse(touches.converted == 1, touches.seg_value, 0.0),
         ref_ts="ref_ts",
     )
-    # Every conversion, with how many of its touches survived, to count the unattributed.
-    kept = touches.group_by(["journey_id", "segment"]).aggregate(touches=touches.count())
-    convs = events.filter(events.is_conv == 1)
-    if options.start is not None:
-        convs = convs.filter(convs.ts.date() >= options.start)
-    if options.end is not None:
-        convs = convs.filter(convs.ts.date() <= options.end)
-    convs = convs.select("journey_id", "segment", "converted", value="value")
-    segments = convs.left_join(kept, ["journey_id", "segment"]).select(
-        convs.journey_id,
-        convs.segment,
-        convs.converted,
-        convs.value,
-        touches=ibis.coalesce(kept.touches, 0),
-    )
-    return touches, segments
+    return touches
 
 
 def reduce_journeys(
@@ -178,19 +158,30 @@ def reduce_journeys(
 ) -> Reduction:
     """Reduce raw journeys to the model inputs (see the module docstring)."""
     options = options or JourneyOptions()
-    touches, segments = segment_touches(touchpoints, conversions, options)
-    touches = touches.cache()  # reused by the two reductions below
+    touches = segment_touches(touchpoints, conversions, options).cache()  # used three times
     try:
         paths = _path_set(touches)
         converting = _converting_touches(touches, leads, paths.channels)
-        lost = segments.filter((segments.converted == 0) | (segments.touches == 0))
-        lost_row = lost.aggregate(n=lost.count(), value=lost.value.sum()).to_pyarrow()
         journeys = int(touches.select("journey_id", "segment").distinct().count().execute())
     finally:
         touches.release()
-    n_lost = lost_row.column("n")[0].as_py() or 0
-    lost_value = lost_row.column("value")[0].as_py() or 0.0
-    return Reduction(paths, converting, journeys, int(n_lost), float(lost_value), options)
+    # Unattributed = conversions in the range that no kept path carries.
+    c = conversions
+    if options.start is not None:
+        c = c.filter(c.timestamp.date() >= options.start)
+    if options.end is not None:
+        c = c.filter(c.timestamp.date() <= options.end)
+    total = c.aggregate(n=c.count(), value=c.value.sum()).to_pyarrow()
+    n_total = int(total.column("n")[0].as_py() or 0)
+    v_total = float(total.column("value")[0].as_py() or 0.0)
+    return Reduction(
+        paths,
+        converting,
+        journeys,
+        n_total - round(float(paths.conversions.sum())),
+        v_total - float(converting.value.sum()),
+        options,
+    )
 
 
 def _path_set(touches: ir.Table) -> PathSet:
