@@ -290,6 +290,178 @@ def tables(workspace_dir: Path | None, as_json: bool) -> None:
 
 @main.command()
 @workspace_option
+@click.option(
+    "--model",
+    "model_names",
+    default="all",
+    show_default=True,
+    help="Comma-separated models (first, last, last_non_direct, linear, position, custom, "
+    "time_decay, w_shaped, markov, shapley, ...) or 'all'.",
+)
+@click.option(
+    "--paths",
+    "paths_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A ChannelAttribution-style path file instead of the workspace's journeys.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["conversions", "value"]),
+    default="conversions",
+    show_default=True,
+    help="Credit conversions or conversion value.",
+)
+@click.option(
+    "--lookback-days",
+    type=float,
+    default=None,
+    help="Ignore touches older than this before the conversion.",
+)
+@click.option(
+    "--conversion-window-days",
+    type=float,
+    default=None,
+    help="Conversions later than this after the last touch are unattributed.",
+)
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="First conversion day (YYYY-MM-DD).",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last conversion day (YYYY-MM-DD).",
+)
+@click.option(
+    "--granularity",
+    type=click.Choice(["channel", "campaign"]),
+    default="channel",
+    show_default=True,
+    help="Credit channels or campaigns.",
+)
+@click.option(
+    "--markov-order",
+    type=click.IntRange(1, 4),
+    default=1,
+    show_default=True,
+    help="Order of the Markov chain model.",
+)
+@click.option(
+    "--half-life-days",
+    type=float,
+    default=7.0,
+    show_default=True,
+    help="Half-life of the time-decay model.",
+)
+@click.option(
+    "--direct",
+    default="direct",
+    show_default=True,
+    help="Comma-separated direct-like channels for last_non_direct.",
+)
+@click.option("--exclude-nulls", is_flag=True, help="Markov: ignore non-converting paths.")
+@json_option
+def attribute(
+    workspace_dir: Path | None,
+    model_names: str,
+    paths_file: Path | None,
+    by: str,
+    lookback_days: float | None,
+    conversion_window_days: float | None,
+    start: Any,
+    end: Any,
+    granularity: str,
+    markov_order: int,
+    half_life_days: float,
+    direct: str,
+    exclude_nulls: bool,
+    as_json: bool,
+) -> None:
+    """Attribute conversions to channels with every model, side by side.
+
+    Uses the workspace's touchpoints and conversions (costs from its media spend), or a path
+    file in ChannelAttribution's form (path, conversions / total_conversions, nulls /
+    total_null, value / total_conversion_value).
+
+    \b
+    Examples:
+      mixwise attribute -w mixwise-demo
+      mixwise attribute --model first,last,markov --markov-order 3 --json
+      mixwise attribute --paths paths.csv --model all --json
+      mixwise attribute --lookback-days 30 --start 2025-01-01 --end 2025-03-31
+    """
+    from mixwise.attribution.api import attribute as run
+    from mixwise.attribution.inputs import PathFileError
+
+    models: Any = (
+        "all" if model_names == "all" else [m.strip() for m in model_names.split(",") if m.strip()]
+    )
+    params: dict[str, dict[str, Any]] = {
+        "markov": {"order": markov_order, "include_nulls": not exclude_nulls},
+        "time_decay": {"half_life_days": half_life_days},
+        "last_non_direct": {"direct": [d.strip() for d in direct.split(",") if d.strip()]},
+    }
+    options: dict[str, Any] = {
+        "by": by,
+        "params": params,
+        "lookback_days": lookback_days,
+        "conversion_window_days": conversion_window_days,
+        "start": start.date() if start else None,
+        "end": end.date() if end else None,
+        "granularity": granularity,
+    }
+    try:
+        if paths_file is not None:
+            result = run(paths_file, models, **options)
+        else:
+            with _open_workspace(workspace_dir) as ws:
+                result = run(ws, models, **options)
+    except PathFileError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _emit(result.to_dict())
+        return
+    _print_attribution(result)
+
+
+def _print_attribution(result: Any) -> None:
+    comp = result.comparison
+    click.echo(
+        f"{result.total_conversions:,.0f} conversions, value {result.total_value:,.2f}"
+        + (f" {result.currency}" if result.currency else "")
+        + (
+            f"; {result.unattributed:,} conversions had no touch to credit"
+            if result.unattributed
+            else ""
+        )
+    )
+    if comp.empty:
+        click.echo("No converting paths to attribute.")
+        return
+    models = result.models
+    width = max(10, *(len(m) for m in models))
+    click.echo(f"Share of {result.by} (%) per model:")
+    click.echo(
+        "  " + f"{'channel':<20}" + "".join(f"{m:>{width + 1}}" for m in models) + f"{'spread':>8}"
+    )
+    for channel, row in comp.iterrows():
+        cells = "".join(f"{100 * row[m]:>{width + 1}.1f}" for m in models)
+        click.echo(f"  {channel!s:<20}{cells}{100 * row['spread']:>8.1f}")
+    for note in result.disagreements():
+        click.echo("  * " + note)
+    for name, reason in result.skipped.items():
+        click.echo(f"  (skipped {name}: {reason})")
+
+
+@main.command()
+@workspace_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on.")
 def serve(workspace_dir: Path | None, host: str, port: int) -> None:

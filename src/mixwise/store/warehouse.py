@@ -150,6 +150,28 @@ class Warehouse:
         frame = out.order_by("period").to_pandas()
         return _complete_periods(frame, freq, t) if complete else frame
 
+    @_locked
+    def spend_totals(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        by_campaign: bool = False,
+    ) -> dict[str, float]:
+        """Total spend per channel (or ``channel:campaign``) over an optional date range."""
+        t = self.expr("media")
+        if start is not None:
+            t = t.filter(t.date >= start)
+        if end is not None:
+            t = t.filter(t.date <= end)
+        key = t.channel
+        if by_campaign:
+            key = ibis.ifelse(t.campaign.isnull(), t.channel, t.channel.concat(":", t.campaign))
+        out = t.group_by(key=key).aggregate(spend=t.spend.sum()).to_pyarrow()
+        return dict(
+            zip(out.column("key").to_pylist(), out.column("spend").to_pylist(), strict=True)
+        )
+
     # -- writes ----------------------------------------------------------------------------
     @_locked
     def upsert(self, kind: TableKind, frame: pd.DataFrame) -> UpsertCounts:
