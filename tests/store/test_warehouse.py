@@ -25,3 +25,12 @@ def test_coverage_drops_partial_edge_periods(workspace: Workspace) -> None:
     assert everything["revenue"].sum() == 10.0 * len(days)
     # Less than one whole month: the partial month is shown rather than nothing.
     assert len(workspace.warehouse.outcomes_by_period("month")) == 1
+
+
+def test_version_changes_on_every_write(workspace: Workspace) -> None:
+    before = workspace.warehouse.version
+    frame = pd.DataFrame({"date": ["2024-01-01"], "revenue": [1.0]})
+    assert workspace.ingest("outcomes", frame).ok
+    assert workspace.warehouse.version == before + 1
+    assert not workspace.ingest("outcomes", frame.assign(revenue=-1.0)).ok
+    assert workspace.warehouse.version == before + 1  # a rejected import writes nothing

@@ -73,6 +73,9 @@ class Warehouse:
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        # Bumped on every write; results derived from the data (attribution on a page) can be
+        # cached against it. One process holds the file, so a counter in memory suffices.
+        self.version = 0
         self.con = ibis.duckdb.connect(str(self.path), read_only=read_only)
         self._raw: duckdb.DuckDBPyConnection = self.con.con
         self._raw.execute("SET TimeZone='UTC'")
@@ -208,6 +211,7 @@ class Warehouse:
                 raw.execute(f"INSERT INTO {target} SELECT * FROM _mixwise_stage")
                 raw.execute("DROP TABLE _mixwise_stage")
                 raw.execute("COMMIT")
+                self.version += 1
             except BaseException:
                 raw.execute("ROLLBACK")
                 raise
@@ -229,6 +233,7 @@ class Warehouse:
                 raw.execute(f"INSERT INTO {_q(name)} SELECT {cols} FROM _mixwise_incoming")
                 raw.unregister("_mixwise_incoming")
             raw.execute("COMMIT")
+            self.version += 1
         except BaseException:
             raw.execute("ROLLBACK")
             raise
