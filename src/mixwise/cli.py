@@ -446,14 +446,13 @@ def _print_attribution(result: Any) -> None:
         click.echo("No converting paths to attribute.")
         return
     models = result.models
-    width = max(10, *(len(m) for m in models))
+    widths = [max(6, len(m)) + 1 for m in models]
     click.echo(f"Share of {result.by} (%) per model:")
-    click.echo(
-        "  " + f"{'channel':<20}" + "".join(f"{m:>{width + 1}}" for m in models) + f"{'spread':>8}"
-    )
+    head = "".join(f"{m:>{w}}" for m, w in zip(models, widths, strict=True))
+    click.echo(f"  {'channel':<18}{head}{'spread':>8}")
     for channel, row in comp.iterrows():
-        cells = "".join(f"{100 * row[m]:>{width + 1}.1f}" for m in models)
-        click.echo(f"  {channel!s:<20}{cells}{100 * row['spread']:>8.1f}")
+        cells = "".join(f"{100 * row[m]:>{w}.1f}" for m, w in zip(models, widths, strict=True))
+        click.echo(f"  {channel!s:<18}{cells}{100 * row['spread']:>8.1f}")
     for note in result.disagreements():
         click.echo("  * " + note)
     for name, reason in result.skipped.items():
