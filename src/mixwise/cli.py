@@ -364,6 +364,12 @@ def tables(workspace_dir: Path | None, as_json: bool) -> None:
     help="Comma-separated direct-like channels for last_non_direct.",
 )
 @click.option("--exclude-nulls", is_flag=True, help="Markov: ignore non-converting paths.")
+@click.option(
+    "--incrementality",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV of channel, factor[, lower, upper]: calibrate credits to incrementality.",
+)
 @json_option
 def attribute(
     workspace_dir: Path | None,
@@ -379,6 +385,7 @@ def attribute(
     half_life_days: float,
     direct: str,
     exclude_nulls: bool,
+    incrementality: Path | None,
     as_json: bool,
 ) -> None:
     """Attribute conversions to channels with every model, side by side.
@@ -393,8 +400,10 @@ def attribute(
       mixwise attribute --model first,last,markov --markov-order 3 --json
       mixwise attribute --paths paths.csv --model all --json
       mixwise attribute --lookback-days 30 --start 2025-01-01 --end 2025-03-31
+      mixwise attribute --incrementality lift_tests.csv
     """
     from mixwise.attribution.api import attribute as run
+    from mixwise.attribution.calibration import IncrementalityError
     from mixwise.attribution.inputs import PathFileError
 
     models: Any = (
@@ -413,6 +422,7 @@ def attribute(
         "start": start.date() if start else None,
         "end": end.date() if end else None,
         "granularity": granularity,
+        "incrementality": incrementality,
     }
     try:
         if paths_file is not None:
@@ -420,7 +430,7 @@ def attribute(
         else:
             with _open_workspace(workspace_dir) as ws:
                 result = run(ws, models, **options)
-    except PathFileError as exc:
+    except (PathFileError, IncrementalityError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     except ValueError as exc:
@@ -457,6 +467,16 @@ def _print_attribution(result: Any) -> None:
         click.echo("  * " + note)
     for name, reason in result.skipped.items():
         click.echo(f"  (skipped {name}: {reason})")
+    cal = result.calibrated_comparison
+    if not cal.empty:
+        click.echo("Calibrated (incremental) conversions per model:")
+        click.echo(f"  {'channel':<18}{head}")
+        for channel, row in cal.iterrows():
+            cells = "".join(
+                f"{row[m]:>{w},.0f}" if row[m] == row[m] else f"{'?':>{w}}"
+                for m, w in zip(models, widths, strict=True)
+            )
+            click.echo(f"  {channel!s:<18}{cells}")
 
 
 @main.command()

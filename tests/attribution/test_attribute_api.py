@@ -110,3 +110,35 @@ def test_cli_rejects_bad_path_files(tmp_path: Path, content: str, needle: str) -
     out = CliRunner().invoke(main, ["attribute", "--paths", str(bad)])
     assert out.exit_code == 1
     assert needle in out.output and "bad.csv" in out.output
+
+
+def test_calibration_beside_every_model(demo_like: Workspace, tmp_path: Path) -> None:
+    factors = tmp_path / "lift.csv"
+    factors.write_text("channel,factor,lower,upper\ndirect,0,0,0.1\ntv,0.5,0.4,0.6\n")
+    result = attribute(demo_like, models=["last", "markov"], incrementality=factors)
+    for name in ("last", "markov"):
+        cal = result.calibrated[name]
+        raw = result.credits[name]
+        assert cal.loc["tv", "calibrated_conversions"] == pytest.approx(
+            0.5 * raw.loc["tv", "conversions"]
+        )
+        assert cal.loc["direct", "calibrated_conversions"] == 0
+        assert np.isnan(cal.loc["social", "calibrated_conversions"])  # unknown, not 0
+    assert "calibrated" in result.to_dict()
+    out = CliRunner().invoke(
+        main,
+        [
+            "attribute",
+            "--paths",
+            str(_small_paths(tmp_path)),
+            "--incrementality",
+            str(tmp_path / "missing.csv"),
+        ],
+    )
+    assert out.exit_code == 1 and "missing.csv" in out.output
+
+
+def _small_paths(tmp_path: Path) -> Path:
+    out = tmp_path / "small.csv"
+    out.write_text('path,conversions,nulls\n"a > b",1,2\n')
+    return out

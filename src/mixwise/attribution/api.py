@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from mixwise.attribution.calibration import calibrate, read_incrementality
 from mixwise.attribution.data import ConvertingTouches, PathSet
 from mixwise.attribution.inputs import load_paths
 from mixwise.attribution.models import MODELS, get_model
@@ -49,6 +50,8 @@ class AttributionResult:
     currency: str | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # model -> calibrated credits (see calibration.calibrate), when incrementality was given
+    calibrated: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -66,6 +69,11 @@ class AttributionResult:
         out["max"] = shares.max(axis=1)
         out["spread"] = out["max"] - out["min"]
         return out
+
+    @property
+    def calibrated_comparison(self) -> pd.DataFrame:
+        """Calibrated (incremental) conversions per channel and model; empty if uncalibrated."""
+        return pd.DataFrame({m: f["calibrated_conversions"] for m, f in self.calibrated.items()})
 
     def disagreements(self, threshold: float = 0.05) -> list[str]:
         """Plain-language notes on channels whose share differs across models."""
@@ -126,7 +134,7 @@ class AttributionResult:
             if frame is None:
                 return None
             clean = frame.replace({np.nan: None})
-            return [dict(r) for r in clean.to_dict("records")]
+            return [{str(k): v for k, v in r.items()} for r in clean.to_dict("records")]
 
         ttc = self.time_to_conversion()
         return {
@@ -142,6 +150,9 @@ class AttributionResult:
             "comparison": records(self.comparison.reset_index(names="channel")),
             "disagreements": self.disagreements(),
             "skipped": self.skipped,
+            "calibrated": {
+                m: records(f.reset_index(names="channel")) for m, f in self.calibrated.items()
+            },
             "top_paths": records(self.top_paths()),
             "path_lengths": records(self.path_lengths()),
             "time_to_conversion": records(ttc),
@@ -160,6 +171,7 @@ def attribute(
     end: dt.date | None = None,
     granularity: Granularity = "channel",
     costs: Mapping[str, float] | None = None,
+    incrementality: pd.DataFrame | str | Path | None = None,
 ) -> AttributionResult:
     """Run attribution models on ``source`` and return their credits side by side.
 
@@ -168,6 +180,11 @@ def attribute(
     file or frame. ``models`` is ``"all"`` or a list of registered names (see
     ``mixwise.attribution.models.MODELS``); ``params`` gives per-model settings, e.g.
     ``{"markov": {"order": 3}, "time_decay": {"half_life_days": 3}}``.
+
+    ``incrementality`` (a frame or CSV with ``channel, factor[, lower, upper, source]``: the
+    share of a channel's attributed conversions that is truly incremental, from an experiment
+    or the marketing mix model) adds calibrated credits, CPA and ROAS with intervals beside
+    every model's (``result.calibrated``).
     """
     if by not in ("conversions", "value"):
         raise ValueError("by must be 'conversions' or 'value'")
@@ -197,7 +214,9 @@ def attribute(
         currency = ws.currency
         if costs is None:
             costs = media_costs(ws, start, end, granularity)
+    factors = read_incrementality(incrementality) if incrementality is not None else None
     credits: dict[str, pd.DataFrame] = {}
+    calibrated: dict[str, pd.DataFrame] = {}
     skipped: dict[str, str] = {}
     for name in names:
         model = get_model(name, **dict(params.get(name, {})))
@@ -209,6 +228,8 @@ def attribute(
             raise ValueError(f"model {name!r} {reason}")
         fitted = model.fit(paths, touches)
         credits[name] = credit_table(fitted.credits_, by, costs)
+        if factors is not None:
+            calibrated[name] = calibrate(fitted.credits_, factors, costs)
     return AttributionResult(
         credits=credits,
         by=by,
@@ -221,6 +242,7 @@ def attribute(
         touches=touches,
         currency=currency,
         skipped=skipped,
+        calibrated=calibrated,
         options={
             "lookback_days": lookback_days,
             "conversion_window_days": conversion_window_days,

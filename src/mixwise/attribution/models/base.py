@@ -73,7 +73,10 @@ class AttributionModel:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"name": registry key, "params": JSON-able constructor arguments}``."""
-        return {"name": self.name, "params": {k: _jsonable(v) for k, v in self.get_params().items()}}
+        return {
+            "name": self.name,
+            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+        }
 
     @property
     def nonnegative_credits(self) -> bool:
@@ -223,7 +226,9 @@ def touch_tokens(paths: PathSet, touches: ConvertingTouches) -> IntArray:
     return mapping[touches.tokens] if len(touches.tokens) else touches.tokens
 
 
-def require_touches(model: AttributionModel, touches: ConvertingTouches | None) -> ConvertingTouches:
+def require_touches(
+    model: AttributionModel, touches: ConvertingTouches | None
+) -> ConvertingTouches:
     if touches is None:
         raise ValueError(
             f"the {model.name!r} model needs touch timing: pass touches=ConvertingTouches(...)"
@@ -251,4 +256,3 @@ def check_fraction(name: str, value: float, *, positive: bool = False) -> float:
     if not math.isfinite(v) or v < 0 or (positive and v == 0):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}")
     return v
-
