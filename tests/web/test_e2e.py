@@ -131,3 +131,51 @@ def test_browser_login_chart_and_upload(server: str, tmp_path: Path) -> None:
             browser.close()
     assert not problems, problems
     assert (tmp_path / "overview.png").stat().st_size > 10_000
+
+
+def test_browser_attribution_page(server: str, workspace: Workspace, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+    from test_attribution_web import add_journeys
+
+    add_journeys(workspace)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(server + "/attribution")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", PASSWORDS["admin"])
+            page.click("button.primary")
+            page.wait_for_selector("#chart-attr-shares.js-plotly-plot svg.main-svg", timeout=20_000)
+            page.wait_for_selector("#chart-attr-lengths.js-plotly-plot svg.main-svg")
+            page.wait_for_selector("#chart-attr-ttc.js-plotly-plot svg.main-svg")
+            models = page.locator("input[type=checkbox][name=models]").count()
+            assert models >= 10
+            assert page.locator("#chart-attr-shares .trace.bars").count() == models
+            page.screenshot(path=str(tmp_path / "attribution.png"), full_page=True)
+
+            # Untick all but two models: htmx swaps the results and the URL can be shared.
+            for box in page.locator("input[type=checkbox][name=models]").all()[2:]:
+                box.uncheck()
+            page.click("#attr-form button.primary")
+            expect(page.locator("#chart-attr-shares .trace.bars")).to_have_count(2)
+            page.wait_for_url("**models=first&models=last&by=**")
+            assert page.locator("table.comparison thead th").count() == 4  # channel, 2, spread
+
+            page.select_option("select[name=detail]", "first")
+            page.wait_for_selector("text=Detail: First touch")
+            page.wait_for_url("**detail=first**")
+
+            page.fill("input[name=lookback_days]", "-3")
+            page.click("#attr-form button.primary")
+            page.wait_for_selector(".attr-problems")
+            assert "positive number of days" in page.locator(".attr-problems").inner_text()
+        finally:
+            browser.close()
+    assert not problems, problems

@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 
 from mixwise.accounts import AccountError, list_users
 from mixwise.store.schemas import KINDS
-from mixwise.web import services
+from mixwise.web import attribution, services
 from mixwise.web.deps import AdminUser, AnalystUser, CurrentUser, WorkspaceDep
 from mixwise.web.schemas import (
+    AttributionModelPublic,
     Coverage,
     ImportReportPublic,
     ImportRunPublic,
@@ -97,6 +98,72 @@ def coverage(
     freq: Annotated[str, Query(pattern="^(day|week|month)$")] = "week",
 ) -> Coverage:
     return services.coverage(ws, freq)
+
+
+@router.get("/attribution/models", response_model=list[AttributionModelPublic])
+def attribution_models(user: CurrentUser) -> list[AttributionModelPublic]:
+    """The registered attribution models, in the order the page lists them."""
+    return [
+        AttributionModelPublic(
+            name=m.name,
+            label=m.label,
+            description=m.description,
+            needs_timing=m.needs_timing,
+            data_driven=m.name in attribution.DATA_DRIVEN,
+        )
+        for m in attribution.model_catalog()
+    ]
+
+
+@router.get(
+    "/attribution",
+    responses={
+        200: {
+            "description": "`AttributionResult.to_dict()`: credits per model, comparison, "
+            "disagreements, top paths, path lengths and time to conversion"
+        },
+        409: {"description": "The workspace has no touchpoints"},
+        422: {"description": "A bad parameter; `detail` says which and why"},
+    },
+)
+def attribution_result(
+    request: Request,
+    user: CurrentUser,
+    ws: WorkspaceDep,
+    models: Annotated[
+        list[str] | None,
+        Query(description="Comma-separated or repeated model names; empty → every model"),
+    ] = None,
+    by: Annotated[str, Query(description="`conversions` or `value`")] = "conversions",
+    markov_order: Annotated[str, Query(description="1 to 4")] = "1",
+    half_life_days: Annotated[str, Query(description="Time-decay half-life in days")] = "7",
+    lookback_days: Annotated[
+        str, Query(description="Touches at most this many days before a conversion")
+    ] = "",
+    start: Annotated[str, Query(description="First day, YYYY-MM-DD")] = "",
+    end: Annotated[str, Query(description="Last day, YYYY-MM-DD")] = "",
+    granularity: Annotated[str, Query(description="`channel` or `campaign`")] = "channel",
+) -> JSONResponse:
+    """Every chosen model's credits on the workspace's journeys (cached per data version)."""
+    values = {
+        "models": models or [],
+        "by": [by],
+        "markov_order": [markov_order],
+        "half_life_days": [half_life_days],
+        "lookback_days": [lookback_days],
+        "start": [start],
+        "end": [end],
+        "granularity": [granularity],
+    }
+    cache: attribution.AttributionCache = request.app.state.attribution_cache
+    try:
+        query = attribution.parse_query(values)
+        result = cache.get(ws, query)
+    except attribution.BadQuery as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except attribution.NoJourneys as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return JSONResponse(attribution.json_safe(result.to_dict()))
 
 
 @router.get("/users", response_model=list[UserPublic])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
@@ -13,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import mixwise
-from mixwise.web import api, pages
+from mixwise.web import api, attribution, pages
 from mixwise.web.deps import CsrfFailed, Forbidden, NotAuthenticated, RateLimited, is_api
 from mixwise.web.i18n import N_, load_all
 from mixwise.web.security import SESSION_COOKIE, LoginRateLimiter, security_headers
@@ -39,8 +42,24 @@ CSRF_TEXT = N_("The form expired or did not come from this site. Reload the page
 
 
 def create_app(workspace: Workspace) -> FastAPI:
-    """The app serving ``workspace``: HTML pages, ``/api/v1`` and the static assets."""
+    """The app serving ``workspace``: HTML pages, ``/api/v1`` and the static assets.
+
+    When served (the lifespan runs), the default attribution result is computed in the
+    background, so the Attribution page of a fresh server (the demo) opens at once.
+    """
     settings = workspace.settings
+    cache = attribution.AttributionCache()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(
+            target=attribution.warm,
+            args=(workspace, cache),
+            name="mixwise-attribution-warm",
+            daemon=True,
+        ).start()
+        yield
+
     app = FastAPI(
         title="mixwise",
         version=mixwise.__version__,
@@ -49,8 +68,10 @@ def create_app(workspace: Workspace) -> FastAPI:
         openapi_url=None,  # served by api.openapi, behind sign-in
         docs_url=None,  # Swagger UI and ReDoc load assets from a CDN
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.workspace = workspace
+    app.state.attribution_cache = cache
     app.state.login_limiter = LoginRateLimiter(
         settings.login_max_attempts, settings.login_window_seconds
     )

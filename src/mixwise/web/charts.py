@@ -1,4 +1,4 @@
-"""Plotly figures of the overview page, built on the server and drawn by Plotly.js.
+"""Plotly figures of the overview and attribution pages, built on the server and drawn by Plotly.js.
 
 Figures are returned as JSON text (``plotly.io.to_json``) that the page embeds in a
 ``<script type="application/json">`` block; ``static/app.js`` draws them.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -24,6 +25,8 @@ PALETTE = [
     "#ec4899",
     "#64748b",
     "#84cc16",
+    "#92400e",
+    "#0f766e",
 ]
 FONT = "Inter, -apple-system, 'Segoe UI', 'PingFang SC', 'Noto Sans CJK SC', sans-serif"
 
@@ -122,4 +125,120 @@ def outcomes_figure(cov: Coverage, gettext: Callable[[str], str]) -> str | None:
             },
             margin={"r": 60},
         )
+    return pio.to_json(fig, validate=False)
+
+
+def attribution_shares_figure(
+    shares: pd.DataFrame, labels: dict[str, str], gettext: Callable[[str], str]
+) -> str | None:
+    """Grouped bars: each channel's share (%) under each model. ``shares`` is channel × model
+    (0-1), rows in the order to show; ``labels`` the models' names for the legend."""
+    if shares.empty:
+        return None
+    fig = go.Figure()
+    channels = [str(c) for c in shares.index]
+    for i, model in enumerate(shares.columns):
+        fig.add_trace(
+            go.Bar(
+                x=channels,
+                y=[None if pd.isna(v) else round(100 * float(v), 2) for v in shares[model]],
+                name=labels.get(model, model),
+                marker={"color": PALETTE[i % len(PALETTE)]},
+                hovertemplate="%{y:.1f}%",
+            )
+        )
+    _layout(fig, gettext("Share of credit (%)"))
+    fig.update_layout(barmode="group", bargap=0.2, bargroupgap=0.05, height=400)
+    if len(channels) > 6 and max(len(c) for c in channels) > 12:  # campaigns: slant the names
+        fig.update_layout(xaxis={"tickangle": -30, "automargin": True}, height=460)
+    return pio.to_json(fig, validate=False)
+
+
+def path_length_figure(lengths: pd.DataFrame, gettext: Callable[[str], str]) -> str | None:
+    """Journeys by number of touches: converting and not (bars), and the conversion rate."""
+    if lengths.empty:
+        return None
+    xs = [int(v) for v in lengths["length"]]
+    conv = [float(v) for v in lengths["conversions"]]
+    nulls = [float(v) for v in lengths["nulls"]]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=xs,
+            y=conv,
+            name=gettext("Converting"),
+            marker={"color": "#2563eb"},
+            hovertemplate="%{y:,.0f}",
+        )
+    )
+    has_nulls = any(v > 0 for v in nulls)
+    if has_nulls:
+        fig.add_trace(
+            go.Bar(
+                x=xs,
+                y=nulls,
+                name=gettext("Not converting"),
+                marker={"color": "#cbd5e1"},
+                hovertemplate="%{y:,.0f}",
+            )
+        )
+        rate = [100 * c / (c + n) if c + n > 0 else None for c, n in zip(conv, nulls, strict=True)]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=rate,
+                name=gettext("Conversion rate (%)"),
+                mode="lines+markers",
+                line={"color": "#f97316", "width": 2},
+                marker={"size": 5},
+                yaxis="y2",
+                hovertemplate="%{y:.1f}%",
+            )
+        )
+    _layout(fig, gettext("Journeys"))
+    fig.update_layout(
+        barmode="stack",
+        legend={"traceorder": "normal"},
+        height=320,
+        xaxis={"title": {"text": gettext("Touches per journey")}, "dtick": 1},
+        margin={"b": 50},
+    )
+    if has_nulls:
+        fig.update_layout(
+            yaxis2={
+                "title": {"text": gettext("Conversion rate (%)")},
+                "overlaying": "y",
+                "side": "right",
+                "range": [0, 105],
+                "tickmode": "array",
+                "tickvals": [0, 25, 50, 75, 100],
+                "showgrid": False,
+            },
+            margin={"r": 60},
+        )
+    return pio.to_json(fig, validate=False)
+
+
+def time_to_conversion_figure(
+    frame: pd.DataFrame | None, gettext: Callable[[str], str]
+) -> str | None:
+    """Conversions by whole days from the first touch; None without timing."""
+    if frame is None or frame.empty:
+        return None
+    fig = go.Figure(
+        go.Bar(
+            x=[int(v) for v in frame["days"]],
+            y=[float(v) for v in frame["conversions"]],
+            name=gettext("Conversions"),
+            marker={"color": "#10b981"},
+            hovertemplate="%{y:,.0f}",
+        )
+    )
+    _layout(fig, gettext("Conversions"))
+    fig.update_layout(
+        height=320,
+        showlegend=False,
+        xaxis={"title": {"text": gettext("Days from first touch to conversion")}},
+        margin={"b": 50},
+    )
     return pio.to_json(fig, validate=False)

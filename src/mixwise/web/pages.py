@@ -16,7 +16,7 @@ from mixwise.accounts import ROLES, AccountError, authenticate, list_users
 from mixwise.store.ingest import ImportReport
 from mixwise.store.schemas import KINDS
 from mixwise.store.state import User
-from mixwise.web import charts, services
+from mixwise.web import attribution, charts, services
 from mixwise.web.deps import (
     AdminUser,
     AnalystUser,
@@ -152,6 +152,92 @@ def overview(request: Request, user: ViewerUser, ws: WorkspaceDep) -> Response:
         "outcomes_fig": json_script(charts.outcomes_figure(cov, gettext)),
     }
     return t.render(request, "overview.html", ctx)
+
+
+# -- attribution ---------------------------------------------------------------------------
+def attribution_form(values: dict[str, list[str]], query: Any | None) -> dict[str, Any]:
+    """The form's fields as the user sent them (defaults where not sent)."""
+    q = query or attribution.AttributionQuery(models=())
+
+    def one(name: str, default: object) -> str:
+        got = values.get(name)
+        if got:
+            return got[-1].strip()
+        return "" if default is None else str(default)
+
+    if query is not None:
+        chosen = set(query.models)
+    elif "models" in values:
+        chosen = {n.strip() for v in values["models"] for n in v.split(",")}
+    else:
+        chosen = set(attribution.model_names())
+    half_life = q.half_life_days
+    return {
+        "models": chosen,
+        "by": one("by", q.by),
+        "markov_order": one("markov_order", q.markov_order),
+        "half_life_days": one("half_life_days", f"{half_life:g}"),
+        "lookback_days": one(
+            "lookback_days", None if q.lookback_days is None else f"{q.lookback_days:g}"
+        ),
+        "start": one("start", q.start),
+        "end": one("end", q.end),
+        "granularity": one("granularity", q.granularity),
+    }
+
+
+@router.get("/attribution", response_class=HTMLResponse)
+def attribution_page(request: Request, user: ViewerUser, ws: WorkspaceDep) -> Response:
+    """Credits of the chosen models side by side; the form is a GET, so URLs can be shared.
+
+    htmx requests (the form, the detail picker) get the results part only.
+    """
+    t = templates(request)
+    gettext = t.gettext(request)
+    values = attribution.form_values(request.query_params.multi_items())
+    # The form always sends an empty ``models`` (a hidden field), so no box ticked is a mistake
+    # to show; without the parameter (a first visit, a hand-written URL) it means every model.
+    submitted = "models" in values
+    partial = request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+    summary = ws.warehouse.summary("touchpoints")
+    catalog = [
+        {
+            "name": m.name,
+            "label": gettext(m.label) if m.translated else m.label,
+            "description": gettext(m.description) if m.translated else m.description,
+            "data_driven": m.name in attribution.DATA_DRIVEN,
+        }
+        for m in attribution.model_catalog()
+    ]
+    ctx: dict[str, Any] = {"catalog": catalog, "touchpoints": summary, "problems": []}
+    status = 200
+    query = None
+    if summary.rows == 0:
+        ctx["empty"] = True
+    else:
+        try:
+            query = attribution.parse_query(values, empty_models_is_all=not submitted)
+            cache: attribution.AttributionCache = request.app.state.attribution_cache
+            result = cache.get(ws, query)
+        except attribution.BadQuery as exc:
+            ctx["problems"] = exc.problems
+            status = 422
+        except attribution.NoJourneys:
+            ctx["empty"] = True
+        else:
+            detail = values["detail"][-1] if values.get("detail") else None
+            ctx.update(attribution.page_context(result, query, detail, gettext))
+            lang = t.language(request)
+            figs = cache.derived(
+                result, ("figures", lang), lambda: attribution.figures(result, gettext)
+            )
+            ctx.update({key: json_script(fig) for key, fig in figs.items()})
+    ctx["form"] = attribution_form(values, query)
+    if partial:  # htmx swaps only what it is given with a 2xx status
+        return t.render(request, "_attribution_results.html", ctx)
+    return t.render(request, "attribution.html", ctx, status_code=status)
 
 
 # -- data ----------------------------------------------------------------------------------

@@ -121,3 +121,11 @@ class WorkspaceSettingsUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class AttributionModelPublic(BaseModel):
+    name: str = Field(description="Registry key, as used in `models=`")
+    label: str = Field(description="Name for people")
+    description: str
+    needs_timing: bool = Field(description="Needs touch timestamps (not available on path files)")
+    data_driven: bool

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from babel.support import Translations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -18,6 +19,7 @@ from mixwise.web.i18n import HTML_LANG, LANGUAGES, N_, normalize
 from mixwise.web.security import S_FLASH, S_LANG, csrf_token
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
+MISSING = "—"  # shown for a figure that cannot be known (CPA without cost, ...)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("/", N_("Overview"), "viewer"),
     NavItem("/data", N_("Data"), "viewer"),
+    NavItem("/attribution", N_("Attribution"), "viewer"),
     NavItem("/users", N_("Users"), "admin"),
     NavItem("/settings", N_("Settings"), "admin"),
 )
@@ -70,7 +73,22 @@ def make_environment(translations: Translations, lang: str) -> Environment:
         fmt = "#,##0" if digits == 0 else "#,##0." + "0" * digits
         return format_decimal(value, format=fmt, locale=locale)
 
+    def metric(value: Any, digits: int = 0) -> str:
+        """A figure that may be unknown (no cost → no CPA): "—", never 0 or ∞."""
+        if value is None or not math.isfinite(value):
+            return MISSING
+        return number(value, digits)
+
+    def pct(value: Any, digits: int = 1) -> str:
+        """A share (0-1) as a percentage; "—" when unknown."""
+        if value is None or not math.isfinite(value):
+            return MISSING
+        fmt = "#,##0%" if digits == 0 else "#,##0." + "0" * digits + "%"
+        return format_percent(value, format=fmt, locale=locale)
+
     env.filters["number"] = number
+    env.filters["metric"] = metric
+    env.filters["pct"] = pct
     env.globals.update(
         html_lang=HTML_LANG[lang],
         product="mixwise",

@@ -39,4 +39,12 @@
   document.addEventListener("htmx:afterSettle", function (event) {
     drawCharts(event.target);
   });
+  // Back/forward restores a snapshot of the page: its charts are lifeless copies, draw anew.
+  document.addEventListener("htmx:historyRestore", function () {
+    document.querySelectorAll("[data-figure][data-drawn]").forEach(function (el) {
+      el.removeAttribute("data-drawn");
+      el.innerHTML = "";
+    });
+    drawCharts(document);
+  });
 })();
