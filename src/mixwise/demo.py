@@ -73,6 +73,10 @@ def build_demo(
         ws.warehouse.replace_all(clean)
         ws.set_setting("currency", config.currency, actor="demo")
         ws.set_setting("name", "mixwise demo", actor="demo")
+        # The demo's journeys are a user panel of the simulated market: tell attribution which
+        # share of users they cover, so its CPA and ROAS use the panel's share of the spend.
+        panel = len(clean["conversions"]) / max(float(clean["outcomes"]["conversions"].sum()), 1.0)
+        ws.set_setting("journey_sample_rate", f"{min(panel, 1.0):.6g}", actor="demo")
         say(DEMO_STEPS[3])
         with ws.state.session() as s:
             for username, role in DEMO_USERS:

@@ -32,7 +32,12 @@ from mixwise.store.warehouse import TableSummary, Warehouse
 
 MARKER = "workspace.json"
 FORMAT_VERSION = 1
-WORKSPACE_DEFAULTS: dict[str, str] = {"currency": "CNY", "timezone": "UTC", "name": "mixwise"}
+WORKSPACE_DEFAULTS: dict[str, str] = {
+    "currency": "CNY",
+    "timezone": "UTC",
+    "name": "mixwise",
+    "journey_sample_rate": "1",
+}
 
 
 class WorkspaceError(RuntimeError):
@@ -252,6 +257,16 @@ def _validate_setting(key: str, value: str) -> None:
             raise ValueError(f"unknown timezone {value!r} (use e.g. Asia/Shanghai)") from exc
     if key == "name" and not value.strip():
         raise ValueError("the workspace name cannot be empty")
+    if key == "journey_sample_rate":
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = float("nan")
+        if not 0 < rate <= 1:
+            raise ValueError(
+                "journey_sample_rate must be a number in (0, 1]: the share of all users your "
+                "touchpoints cover (1 = every user)"
+            )
 
 
 def _redact(url: str) -> str:

@@ -142,3 +142,15 @@ def _small_paths(tmp_path: Path) -> Path:
     out = tmp_path / "small.csv"
     out.write_text('path,conversions,nulls\n"a > b",1,2\n')
     return out
+
+
+def test_cost_follows_the_journey_sample_rate(demo_like: Workspace) -> None:
+    full = attribute(demo_like, models=["last"]).credits["last"]
+    demo_like.set_setting("journey_sample_rate", "0.25")
+    panel = attribute(demo_like, models=["last"])
+    assert panel.options["cost_scale"] == 0.25
+    cost = panel.credits["last"]["cost"]
+    assert cost["tv"] == pytest.approx(0.25 * full["cost"]["tv"])
+    assert panel.credits["last"]["roas"]["tv"] == pytest.approx(4 * full["roas"]["tv"])
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        demo_like.set_setting("journey_sample_rate", "0")

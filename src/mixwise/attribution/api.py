@@ -198,6 +198,7 @@ def attribute(
     unattributed, unattributed_value = 0, 0.0
     currency: str | None = None
     opts = JourneyOptions(lookback_days, conversion_window_days, start, end, granularity)
+    cost_scale = 1.0
     if isinstance(source, PathSet):
         paths = source
     elif isinstance(source, str | Path | pd.DataFrame):
@@ -213,7 +214,10 @@ def attribute(
         unattributed, unattributed_value = reduction.unattributed, reduction.unattributed_value
         currency = ws.currency
         if costs is None:
-            costs = media_costs(ws, start, end, granularity)
+            # Journeys may cover a sample of users (a panel); spend covers everyone, so cost is
+            # scaled to the sample for CPA and ROAS to compare like with like.
+            cost_scale = float(ws.get_setting("journey_sample_rate"))
+            costs = {k: v * cost_scale for k, v in media_costs(ws, start, end, granularity).items()}
     factors = read_incrementality(incrementality) if incrementality is not None else None
     credits: dict[str, pd.DataFrame] = {}
     calibrated: dict[str, pd.DataFrame] = {}
@@ -249,6 +253,7 @@ def attribute(
             "start": start.isoformat() if start else None,
             "end": end.isoformat() if end else None,
             "granularity": granularity,
+            "cost_scale": cost_scale,
             "params": {k: dict(v) for k, v in params.items()},
         },
     )

@@ -369,14 +369,25 @@ def settings_save(
     currency: Annotated[str, Form()],
     name: Annotated[str, Form()],
     timezone: Annotated[str, Form()],
+    journey_sample_rate: Annotated[float, Form()] = 1.0,
 ) -> Response:
     try:
         update = WorkspaceSettingsUpdate(
-            currency=currency.strip().upper(), name=name.strip(), timezone=timezone.strip()
+            currency=currency.strip().upper(),
+            name=name.strip(),
+            timezone=timezone.strip(),
+            journey_sample_rate=journey_sample_rate,
         )
         services.update_settings(ws, update, actor=admin.username)
     except ValidationError:
-        flash(request, N_("Check the form: the currency is a 3-letter code such as CNY."), "error")
+        flash(
+            request,
+            N_(
+                "Check the form: the currency is a 3-letter code such as CNY and the journey "
+                "sample rate a number above 0 and at most 1."
+            ),
+            "error",
+        )
     except ValueError as exc:
         flash(request, str(exc), "error", raw=True)
     else:

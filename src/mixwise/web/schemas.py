@@ -115,12 +115,16 @@ class WorkspaceSettingsPublic(BaseModel):
     name: str
     currency: str
     timezone: str
+    journey_sample_rate: float = Field(
+        description="Share of all users the touchpoints cover; scales cost in attribution"
+    )
 
 
 class WorkspaceSettingsUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    journey_sample_rate: float | None = Field(default=None, gt=0, le=1)
 
 
 class AttributionModelPublic(BaseModel):

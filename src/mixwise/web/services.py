@@ -218,6 +218,7 @@ def workspace_settings(ws: Workspace) -> WorkspaceSettingsPublic:
         name=ws.get_setting("name"),
         currency=ws.get_setting("currency"),
         timezone=ws.get_setting("timezone"),
+        journey_sample_rate=float(ws.get_setting("journey_sample_rate")),
     )
 
 
@@ -230,6 +231,8 @@ def update_settings(
         changes["currency"] = changes["currency"].strip().upper()
     if "name" in changes:
         changes["name"] = changes["name"].strip()
+    if "journey_sample_rate" in changes:
+        changes["journey_sample_rate"] = f"{changes['journey_sample_rate']:.6g}"
     ws.set_settings(changes, actor=actor)  # validates every field before writing any
     return workspace_settings(ws)
 
