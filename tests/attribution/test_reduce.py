@@ -130,8 +130,7 @@ def test_bad_options() -> None:
 def test_path_file_with_channel_attribution_columns(tmp_path: Path) -> None:
     path = tmp_path / "paths.csv"
     path.write_text(
-        "path,total_conversions,total_conversion_value,total_null\n"
-        '"b",1,5,4\n"a > b",4,32,10\n'
+        'path,total_conversions,total_conversion_value,total_null\n"b",1,5,4\n"a > b",4,32,10\n'
     )
     paths = load_paths(path)
     assert paths.channels == ("a", "b")
@@ -163,3 +162,68 @@ def test_bad_path_files_name_row_and_column(
     first = err.value.report.errors[0]
     assert (first.row, first.column) == (row, column) and needle in first.message
     assert "paths.csv" in str(err.value)
+
+
+def _random_journeys(ws: Workspace, seed: int) -> None:
+    """Journeys with ties, several conversions, touches after conversions, and leads."""
+    rng = np.random.default_rng(seed)
+    n_touch, n_conv = 600, 120
+    base = pd.Timestamp("2024-03-01", tz="UTC")
+    tp = pd.DataFrame(
+        {
+            "journey_id": [f"j{i}" for i in rng.integers(0, 150, n_touch)],
+            # Whole hours: many ties between touches, and between touches and conversions.
+            "timestamp": base + pd.to_timedelta(rng.integers(0, 24 * 20, n_touch), unit="h"),
+            "channel": rng.choice(["a", "b", "c", "d"], n_touch),
+            "campaign": rng.choice(["k1", "k2", None], n_touch),
+        }
+    ).drop_duplicates(["journey_id", "timestamp", "channel"])
+    conv = pd.DataFrame(
+        {
+            "journey_id": [f"j{i}" for i in rng.integers(0, 200, n_conv)],
+            "timestamp": base + pd.to_timedelta(rng.integers(0, 24 * 20, n_conv), unit="h"),
+            "value": rng.gamma(2.0, 50.0, n_conv).round(2),
+        }
+    ).drop_duplicates(["journey_id", "timestamp"])
+    leads = pd.DataFrame(
+        {
+            "lead_id": [f"j{i}" for i in range(0, 150, 3)],
+            "stage": "lead",
+            "entered_at": base + pd.to_timedelta(rng.integers(0, 24 * 20, 50), unit="h"),
+        }
+    )
+    for kind, frame in (("touchpoints", tp), ("conversions", conv), ("leads", leads)):
+        assert ws.ingest(kind, frame).ok, kind
+
+
+def _same(a: Reduction, b: Reduction) -> None:
+    pd.testing.assert_frame_equal(a.paths.to_frame(), b.paths.to_frame())
+    assert (a.unattributed, a.journeys) == (b.unattributed, b.journeys)
+    assert a.unattributed_value == pytest.approx(b.unattributed_value)
+    for name in ("offsets", "tokens", "age_days", "milestone", "value"):
+        np.testing.assert_allclose(getattr(a.touches, name), getattr(b.touches, name))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fast_path_equals_the_general_segmentation(workspace: Workspace, seed: int) -> None:
+    """Most journeys take a one-pass fast path; a lookback of a million days (which drops
+    nothing) sends every journey through the general union-and-window segmentation."""
+    _random_journeys(workspace, seed)
+    for granularity in ("channel", "campaign"):
+        fast = reduce(workspace, granularity=granularity)
+        general = reduce(workspace, granularity=granularity, lookback_days=1e6)
+        _same(fast, general)
+        assert fast.paths.conversions.sum() + fast.unattributed == len(
+            workspace.table("conversions")
+        )
+
+
+def test_reduction_in_parts_equals_one_part(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mixwise.attribution.reduce as reduce_module
+
+    _random_journeys(workspace, 3)
+    whole = reduce(workspace)
+    monkeypatch.setattr(reduce_module, "PARTITION_TOUCHES", 97)  # ~6 parts
+    _same(reduce(workspace), whole)

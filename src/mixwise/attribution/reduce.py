@@ -27,17 +27,35 @@ Options (:class:`JourneyOptions`):
 
 Conversions with no touch at all (or none left after the lookback) cannot be attributed and
 are counted in :attr:`Reduction.unattributed`.
+
+How it runs
+-----------
+A touch is packed into one integer, ``(µs since the first touch) * radix + token code``
+(codes follow the sorted token names), so sorting a journey's packed touches orders them by
+time then name and ``packed % radix`` gives the token back. Most journeys are *simple*: no
+conversion, or one conversion after all their touches; they are one segment each and are
+reduced in one pass (touches grouped by journey, unordered lists sorted per journey, joined
+to per-journey conversion counts, grouped by path), which also collects the converting
+journeys' touches and the ids of the other journeys. Those (several conversions, touches
+after a conversion) and everything when a lookback is set take the general path: the
+window over the union of touches and conversions (:func:`segment_touches`). Large inputs
+are reduced in parts by a hash of ``journey_id`` (:data:`PARTITION_TOUCHES`), which bounds
+the engine's memory. Both paths give identical results (checked against each other on
+random journeys with ties, several conversions, leads and every option).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import ibis
+import ibis.expr.datatypes as dt_
 import ibis.expr.types as ir
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -158,13 +176,31 @@ def reduce_journeys(
 ) -> Reduction:
     """Reduce raw journeys to the model inputs (see the module docstring)."""
     options = options or JourneyOptions()
-    touches = segment_touches(touchpoints, conversions, options).cache()  # used three times
-    try:
-        paths = _path_set(touches)
-        converting = _converting_touches(touches, leads, paths.channels)
-        journeys = int(touches.select("journey_id", "segment").distinct().count().execute())
-    finally:
-        touches.release()
+    vocab = _vocabulary(touchpoints, options.granularity)
+    marks = _lead_marks(leads)
+    path_parts: list[pa.Table] = []
+    conv_parts: list[pa.Table] = []
+    if vocab is not None:
+        complex_ids: pa.Array | None = None
+        if options.lookback_days is None:
+            id_parts: list[pa.Array] = []
+            for tp, cv in _partitions(touchpoints, conversions, vocab.touches):
+                paths, convs, ids = _simple_paths(tp, cv, marks, options, vocab)
+                path_parts.append(paths)
+                conv_parts.append(convs)
+                id_parts.append(ids)
+            complex_ids = pa.concat_arrays(id_parts)
+        if complex_ids is None or len(complex_ids):
+            tp, cv = touchpoints, conversions
+            if complex_ids is not None:  # only the journeys the fast path set aside
+                ids = ibis.memtable(pa.table({"journey_id": complex_ids}))
+                tp = tp.semi_join(ids, tp.journey_id == ids.journey_id)
+                cv = cv.semi_join(ids, cv.journey_id == ids.journey_id)
+            paths, convs = _segmented(tp, cv, marks, options, vocab)
+            path_parts.append(paths)
+            conv_parts.append(convs)
+    path_set = _path_set(path_parts, vocab)
+    converting = _converting_touches(conv_parts, vocab, path_set.channels, marks is not None)
     # Unattributed = conversions in the range that no kept path carries.
     c = conversions
     if options.start is not None:
@@ -175,116 +211,417 @@ def reduce_journeys(
     n_total = int(total.column("n")[0].as_py() or 0)
     v_total = float(total.column("value")[0].as_py() or 0.0)
     return Reduction(
-        paths,
+        path_set,
         converting,
-        journeys,
-        n_total - round(float(paths.conversions.sum())),
-        v_total - float(converting.value.sum()),
+        round(float(path_set.conversions.sum() + path_set.nulls.sum())),
+        n_total - round(float(path_set.conversions.sum())),
+        # Rounded: the difference of two float sums leaves noise like 1e-10 where none is lost.
+        round(v_total - float(converting.value.sum()), 6),
         options,
     )
 
 
-def _path_set(touches: ir.Table) -> PathSet:
-    per_segment = touches.group_by(["journey_id", "segment"]).aggregate(
-        path=touches.token.collect(order_by=[touches.ts, touches.token]),
-        converted=touches.converted.max(),
-        value=touches.value.max(),
+# -- the engine side ------------------------------------------------------------------------
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US_PER_DAY = 86_400_000_000
+_MAX_CASES = 64  # up to this many tokens the code is a CASE expression, beyond a join
+# Touches per part of the fast reduction (see ``_partitions``); about 1 GB of engine memory
+# per 25M touches without parts.
+PARTITION_TOUCHES = 8_000_000
+
+
+@ibis.udf.scalar.builtin(name="epoch_us", signature=((dt_.Timestamp(timezone="UTC"),), dt_.int64))
+def _epoch_us(ts: ir.TimestampValue) -> ir.IntegerValue:  # type: ignore[empty-body]
+    """µs since the Unix epoch: DuckDB's builtin. ``TimestampValue.delta`` compiles to a
+    calendar-aware ``DATE_DIFF`` that is ~100x slower on ``TIMESTAMPTZ``, and
+    ``epoch_seconds`` to a double; another backend needs its own name for this function
+    (``UNIX_MICROS`` on BigQuery, for one)."""
+
+
+@dataclass(frozen=True)
+class _Vocab:
+    """Every token of the touches, sorted, and how a touch is packed into one integer.
+
+    A touch becomes ``(µs since the first touch) * radix + code``, where ``code`` is the
+    token's index in ``names``. Sorting packed touches sorts them by time, then by token name
+    (the tie rule of the module docstring), and ``packed % radix`` gives the token back.
+    """
+
+    names: tuple[str, ...]
+    radix: int
+    min_us: int  # µs since the Unix epoch of the first touch
+    touches: int
+
+    def micros(self, ts: ir.TimestampValue) -> ir.IntegerValue:
+        return _epoch_us(ts) - self.min_us
+
+    def micros_of_day(self, day: dt.date) -> int:
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        return (midnight - _EPOCH) // dt.timedelta(microseconds=1) - self.min_us
+
+
+def _vocabulary(touchpoints: ir.Table, granularity: Granularity) -> _Vocab | None:
+    """Tokens and time span of the touches (one small query); ``None`` without touches."""
+    t = touchpoints.select(token=_token(touchpoints, granularity), us=touchpoints.timestamp)
+    t = t.mutate(us=_epoch_us(t.us))
+    out = t.group_by("token").aggregate(lo=t.us.min(), hi=t.us.max(), n=t.count()).to_pyarrow()
+    names = sorted(n for n in out.column("token").to_pylist() if n is not None)
+    if not names:
+        return None
+    lo = int(pc.min(out.column("lo")).as_py())
+    hi = int(pc.max(out.column("hi")).as_py())
+    radix = 1 << max(1, (len(names) - 1).bit_length())
+    if (hi - lo + 1) * radix >= 2**62:  # keeps packed touches and their sums exact in int64
+        raise ValueError(
+            f"{len(names)} tokens over {(hi - lo) / _US_PER_DAY:.0f} days are too many to "
+            "pack; use a shorter date range or channel granularity"
+        )
+    return _Vocab(tuple(names), radix, lo, int(pc.sum(out.column("n")).as_py()))
+
+
+def _partitions(
+    touchpoints: ir.Table, conversions: ir.Table, n_touches: int
+) -> Iterator[tuple[ir.Table, ir.Table]]:
+    """The journeys in parts of about :data:`PARTITION_TOUCHES` touches (by a hash of
+    ``journey_id``), so the per-journey hash table of one query stays small: peak memory is
+    bounded, and the aggregation stays in cache-friendlier sizes at the price of one more
+    scan of the touches per part."""
+    parts = max(1, -(-n_touches // PARTITION_TOUCHES))
+    if parts == 1:
+        yield touchpoints, conversions
+        return
+
+    def part_of(journey_id: ir.StringValue) -> ir.IntegerValue:
+        # Ibis's hash is a signed int64 on DuckDB: take the remainder's absolute value.
+        return (journey_id.hash() % parts).abs()
+
+    for part in range(parts):
+        yield (
+            touchpoints.filter(part_of(touchpoints.journey_id) == part),
+            conversions.filter(part_of(conversions.journey_id) == part),
+        )
+
+
+def _coded(table: ir.Table, token: ir.StringValue, vocab: _Vocab) -> ir.Table:
+    """``table`` with an int ``code`` column: the index of ``token`` in ``vocab.names``."""
+    if len(vocab.names) <= _MAX_CASES:
+        pairs = [(name, i) for i, name in enumerate(vocab.names)]
+        return table.mutate(code=token.cases(*pairs, else_=ibis.null("int64")))
+    codes = ibis.memtable(
+        pa.table(
+            {
+                "_token": pa.array(vocab.names, pa.string()),
+                "code": pa.array(np.arange(len(vocab.names)), pa.int64()),
+            }
+        )
     )
-    grouped = per_segment.group_by("path").aggregate(
-        conversions=per_segment.converted.sum().cast("float64"),
-        nulls=(1 - per_segment.converted).sum().cast("float64"),
-        value=per_segment.value.sum().cast("float64"),
+    tagged = table.mutate(_token=token)
+    return tagged.join(codes, tagged._token == codes._token).drop("_token")
+
+
+def _touches(touchpoints: ir.Table, options: JourneyOptions, vocab: _Vocab) -> ir.Table:
+    """``journey_id, us, packed`` of every touch."""
+    t = _coded(touchpoints, _token(touchpoints, options.granularity), vocab)
+    us = vocab.micros(t.timestamp)
+    return t.select("journey_id", us=us, packed=us * vocab.radix + t.code)
+
+
+def _per_journey_conversions(conversions: ir.Table, vocab: _Vocab) -> ir.Table:
+    c = conversions.select("journey_id", us=vocab.micros(conversions.timestamp), value="value")
+    return c.group_by("journey_id").aggregate(
+        n_conv=c.count(), conv_us=c.us.max(), conv_value=c.value.cast("float64").sum()
     )
-    table = grouped.to_pyarrow().combine_chunks()
-    paths = table.column("path").combine_chunks()
-    channels, tokens = _encode(paths.flatten())
-    offsets = np.asarray(paths.offsets, dtype=np.int64)
+
+
+def _codes_of(events: ir.ArrayValue, vocab: _Vocab) -> ir.ArrayValue:
+    """The path: packed touches sorted (by time, then token), reduced to their codes."""
+    radix = vocab.radix
+    return events.sort().map(lambda x: (x % radix).cast("int32"))
+
+
+def _keep(ref_us: ir.IntegerValue, options: JourneyOptions, vocab: _Vocab) -> ir.BooleanValue:
+    keep = ibis.literal(True)
+    if options.start is not None:
+        keep = keep & (ref_us >= vocab.micros_of_day(options.start))
+    if options.end is not None:
+        keep = keep & (ref_us < vocab.micros_of_day(options.end + dt.timedelta(days=1)))
+    return keep
+
+
+def _simple_paths(
+    touchpoints: ir.Table,
+    conversions: ir.Table,
+    marks: ir.Table | None,
+    options: JourneyOptions,
+    vocab: _Vocab,
+) -> tuple[pa.Table, pa.Table, pa.Array]:
+    """The *simple* journeys — no conversion, or one conversion after every touch — are one
+    segment each. One pass over the touches groups them by journey, then by path, and
+    returns: the paths with their counts, the kept conversions with their sorted touches
+    (collected per path), and the ids of the other journeys (several conversions, or touches
+    after one), which :func:`_segmented` reduces.
+
+    The cost is the hash aggregation of every touch by ``journey_id`` (one short string key,
+    which DuckDB hashes as an integer). An ordered list aggregate (``collect(order_by=...)``)
+    costs about twice as much, and an ASOF join of touches to the next conversion, or the
+    window over the union of touches and conversions (the general path), several times as
+    much; hence packed touches collected unordered, each small list sorted afterwards.
+    """
+    t = _touches(touchpoints, options, vocab)
+    per_j = t.group_by("journey_id").aggregate(events=t.packed.collect(), last_us=t.us.max())
+    cj = _per_journey_conversions(conversions, vocab)
+    j = per_j.left_join(cj, per_j.journey_id == cj.journey_id).select(
+        per_j.journey_id, per_j.events, per_j.last_us, cj.n_conv, cj.conv_us, cj.conv_value
+    )
+    n = j.n_conv.fill_null(0)
+    complex_ = (n >= 2) | ((n == 1) & (j.last_us > j.conv_us))
+    converted = (n == 1) & (j.last_us <= j.conv_us)
+    if options.conversion_window_days is not None:
+        window = round(options.conversion_window_days * _US_PER_DAY)
+        converted = converted & (j.conv_us - j.last_us <= window)
+    j = j.mutate(complex_=complex_, converted=converted, events=j.events.sort())
+    j = j.mutate(ref_us=ibis.ifelse(j.converted, j.conv_us, j.last_us))
+    j = j.filter(j.complex_ | _keep(j.ref_us, options, vocab))
+    j = _with_marks(j, marks, vocab)
+    radix = vocab.radix
+    codes = j.events.map(lambda x: (x % radix).cast("int32"))
+    path = ibis.ifelse(j.complex_, ibis.null("array<int32>"), codes)
+    conv = ibis.struct(
+        {
+            "journey_id": j.journey_id,
+            "ref_us": j.conv_us,
+            "value": j.conv_value,
+            "events": j.events,
+            "lead_us": j.lead_us,
+            "opp_us": j.opp_us,
+            "marked": j.marked,
+        }
+    )
+    grouped = j.group_by(path=path).aggregate(
+        conversions=j.converted.cast("int64").sum(),
+        nulls=(~j.converted & ~j.complex_).cast("int64").sum(),
+        value=ibis.ifelse(j.converted, j.conv_value, 0.0).sum(),
+        complex_ids=j.journey_id.collect(where=j.complex_),
+        converting=conv.collect(where=j.converted),
+    )
+    table = grouped.to_pyarrow()
+    is_complex = pc.is_null(table.column("path"))
+    ids = pc.list_flatten(table.filter(is_complex).column("complex_ids")).combine_chunks()
+    simple = table.filter(pc.invert(is_complex))
+    rows = pc.list_flatten(simple.column("converting"))
+    convs = (
+        pa.Table.from_batches(
+            [pa.RecordBatch.from_struct_array(chunk) for chunk in rows.chunks], _CONV_SCHEMA
+        )
+        if rows.num_chunks
+        else _CONV_SCHEMA.empty_table()
+    )
+    return simple.drop_columns(["complex_ids", "converting"]), convs, ids
+
+
+def _lead_marks(leads: ir.Table | None) -> ir.Table | None:
+    """Per journey (``lead_id``): when it became a lead and an opportunity (W-shaped)."""
+    if leads is None or int(leads.count().execute()) == 0:
+        return None
+    return leads.group_by(journey_id=leads.lead_id).aggregate(
+        lead_ts=leads.entered_at.min(where=leads.stage == "lead"),
+        opp_ts=leads.entered_at.min(where=leads.stage == "opportunity"),
+    )
+
+
+def _with_marks(table: ir.Table, marks: ir.Table | None, vocab: _Vocab) -> ir.Table:
+    """Add ``lead_us``, ``opp_us`` and ``marked`` (the journey has a leads row)."""
+    if marks is None:
+        return table.mutate(
+            lead_us=ibis.null("int64"), opp_us=ibis.null("int64"), marked=ibis.literal(False)
+        )
+    m = marks.mutate(marked=ibis.literal(True))
+    out = table.left_join(m, table.journey_id == m.journey_id)
+    return out.select(
+        table,
+        lead_us=vocab.micros(m.lead_ts),
+        opp_us=vocab.micros(m.opp_ts),
+        marked=m.marked.fill_null(False),
+    )
+
+
+def _segmented(
+    touchpoints: ir.Table,
+    conversions: ir.Table,
+    marks: ir.Table | None,
+    options: JourneyOptions,
+    vocab: _Vocab,
+) -> tuple[pa.Table, pa.Table]:
+    """The general reduction (any number of conversions per journey, lookback): touches
+    segmented by a window over the union of touches and conversions (see
+    :func:`segment_touches`). Slower; the fast path only sends it the journeys it cannot do."""
+    seg = segment_touches(touchpoints, conversions, options)
+    seg = _coded(seg, seg.token, vocab)
+    seg = seg.select(
+        "journey_id",
+        "segment",
+        "converted",
+        "value",
+        packed=vocab.micros(seg.ts) * vocab.radix + seg.code,
+        ref_us=vocab.micros(seg.ref_ts),
+    ).cache()
+    try:
+        per_seg = seg.group_by(["journey_id", "segment"]).aggregate(
+            events=seg.packed.collect(),
+            converted=seg.converted.max(),
+            value=seg.value.max(),
+            ref_us=seg.ref_us.max(),
+        )
+        path = _codes_of(per_seg.events, vocab)
+        paths = (
+            per_seg.group_by(path=path)
+            .aggregate(
+                conversions=per_seg.converted.cast("int64").sum(),
+                nulls=(1 - per_seg.converted).cast("int64").sum(),
+                value=per_seg.value.sum(),
+            )
+            .to_pyarrow()
+        )
+        conv = per_seg.filter(per_seg.converted == 1)
+        conv = conv.select("journey_id", ref_us="ref_us", value="value", events=conv.events.sort())
+        convs = _with_marks(conv, marks, vocab).to_pyarrow()
+    finally:
+        seg.release()
+    return paths, convs
+
+
+# -- the small results, in Python ------------------------------------------------------------
+def _path_set(parts: list[pa.Table], vocab: _Vocab | None) -> PathSet:
+    """Merge the path tables (the same path may come from both reductions), keep the tokens
+    that occur, and build the CSR :class:`PathSet`, sorted by path."""
+    empty = np.zeros(0, dtype=np.float64)
+    parts = [p for p in parts if p.num_rows]
+    if vocab is None or not parts:
+        return PathSet((), np.zeros(1, dtype=np.int64), np.zeros(0, np.int64), empty, empty, empty)
+    table = pa.concat_tables(
+        [p.select(["path", "conversions", "nulls", "value"]).cast(_PATHS_SCHEMA) for p in parts]
+    ).combine_chunks()
+    lists = table.column("path").chunk(0) if table.num_rows else pa.array([], _PATH_TYPE)
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    codes = np.asarray(lists.values, dtype=np.int64)[offsets[0] : offsets[-1]]
     offsets = offsets - offsets[0]
+    # One binary key per path (its codes as bytes): Arrow groups and sorts those quickly.
+    width = 2 if vocab.radix <= 1 << 16 else 4
+    raw = codes.astype(np.uint16 if width == 2 else np.uint32).tobytes()
+    keys = pa.Array.from_buffers(
+        pa.binary(),
+        len(offsets) - 1,
+        [None, pa.py_buffer(offsets.astype(np.int32) * width), pa.py_buffer(raw)],
+    )
+    frame = pa.table(
+        {
+            "key": keys,
+            "conversions": table.column("conversions"),
+            "nulls": table.column("nulls"),
+            "value": table.column("value"),
+        }
+    )
+    if len(parts) > 1:
+        frame = frame.group_by("key").aggregate(
+            [("conversions", "sum"), ("nulls", "sum"), ("value", "sum")]
+        )
+        frame = frame.select(["key", "conversions_sum", "nulls_sum", "value_sum"])
+        frame = frame.rename_columns(["key", "conversions", "nulls", "value"])
+    frame = frame.sort_by("key").combine_chunks()
+    key_col = frame.column("key").chunk(0) if frame.num_rows else pa.array([], pa.binary())
+    key_offsets = np.frombuffer(key_col.buffers()[1], dtype=np.int32)[
+        key_col.offset : key_col.offset + len(key_col) + 1
+    ].astype(np.int64)
+    data = np.frombuffer(key_col.buffers()[2], dtype=np.uint8)[key_offsets[0] : key_offsets[-1]]
+    codes = data.view(np.uint16 if width == 2 else np.uint32).astype(np.int64)
+    new_offsets = (key_offsets - key_offsets[0]) // width
+    used = np.unique(codes)
+    channels = tuple(vocab.names[i] for i in used)
+    remap = np.full(len(vocab.names), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
     return PathSet(
         channels,
-        offsets,
-        tokens,
-        _floats(table, "conversions"),
-        _floats(table, "nulls"),
-        _floats(table, "value"),
+        new_offsets,
+        remap[codes],
+        _floats(frame, "conversions"),
+        _floats(frame, "nulls"),
+        _floats(frame, "value"),
     )
+
+
+_PATH_TYPE = pa.list_(pa.int32())
+_PATHS_SCHEMA = pa.schema(
+    [
+        ("path", _PATH_TYPE),
+        ("conversions", pa.float64()),
+        ("nulls", pa.float64()),
+        ("value", pa.float64()),
+    ]
+)
+_CONV_SCHEMA = pa.schema(
+    [
+        ("journey_id", pa.string()),
+        ("ref_us", pa.int64()),
+        ("value", pa.float64()),
+        ("events", pa.list_(pa.int64())),
+        ("lead_us", pa.int64()),
+        ("opp_us", pa.int64()),
+        ("marked", pa.bool_()),
+    ]
+)
 
 
 def _converting_touches(
-    touches: ir.Table, leads: ir.Table | None, channels: tuple[str, ...]
+    parts: list[pa.Table], vocab: _Vocab | None, channels: tuple[str, ...], has_marks: bool
 ) -> ConvertingTouches:
-    t = touches.filter(touches.converted == 1)
-    order = ibis.window(group_by=["journey_id", "segment"], order_by=[t.ts, t.token])
-    t = t.mutate(rn=ibis.row_number().over(order))
-    milestone = ibis.ifelse(t.rn == 0, FIRST_TOUCH, 0)
-    has_leads = False
-    if leads is not None and int(leads.count().execute()) > 0:
-        marks = leads.group_by(journey_id=leads.lead_id).aggregate(
-            lead_ts=leads.entered_at.min(where=leads.stage == "lead"),
-            opp_ts=leads.entered_at.min(where=leads.stage == "opportunity"),
+    """Touches of every kept conversion, conversions ordered by journey then time."""
+    parts = [p.select(_CONV_SCHEMA.names).cast(_CONV_SCHEMA) for p in parts if p.num_rows]
+    if vocab is None or not parts:
+        return ConvertingTouches(
+            channels,
+            np.zeros(1, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0),
+            np.zeros(0, dtype=np.int8),
+            np.zeros(0),
         )
-        t = t.left_join(marks, "journey_id").select(t, marks.lead_ts, marks.opp_ts)
-        seg = ibis.window(group_by=["journey_id", "segment"])
-        t = t.mutate(
-            lead_rn=ibis.ifelse(t.ts <= t.lead_ts, t.rn, ibis.null("int64")).max().over(seg),
-            opp_rn=ibis.ifelse(t.ts <= t.opp_ts, t.rn, ibis.null("int64")).max().over(seg),
-        )
-        milestone = (
-            ibis.ifelse(t.rn == 0, FIRST_TOUCH, 0)
-            + ibis.ifelse(t.rn == t.lead_rn, LEAD_CREATION, 0).fill_null(0)
-            + ibis.ifelse(t.rn == t.opp_rn, OPPORTUNITY_CREATION, 0).fill_null(0)
-        )
-        linked = marks.join(t.select("journey_id").distinct(), "journey_id")
-        has_leads = int(linked.count().execute()) > 0
-    age = (t.ref_ts.epoch_seconds() - t.ts.epoch_seconds()) / _SECONDS_PER_DAY
-    out = t.select(
-        "journey_id",
-        "segment",
-        token=t.token,
-        age=age.cast("float64"),
-        milestone=milestone.cast("int8"),
-        rn=t.rn,
-        value=t.value,
-    ).order_by(["journey_id", "segment", "rn"])
-    table = out.to_pyarrow().combine_chunks()
-    tokens = _codes(table.column("token").to_numpy(zero_copy_only=False), channels)
-    rn = table.column("rn").to_numpy(zero_copy_only=False).astype(np.int64)
-    starts = np.flatnonzero(rn == 0)
-    offsets = np.append(starts, len(rn)).astype(np.int64)
+    table = pa.concat_tables(parts).sort_by([("journey_id", "ascending"), ("ref_us", "ascending")])
+    table = table.combine_chunks()
+    lists = table.column("events").chunk(0)
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    packed = np.asarray(lists.values, dtype=np.int64)[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    codes = packed % vocab.radix
+    touch_us = packed // vocab.radix
+    ref_us = np.asarray(table.column("ref_us").to_numpy(zero_copy_only=False), dtype=np.int64)
+    age = (np.repeat(ref_us, lengths) - touch_us) / _US_PER_DAY
+    position = np.arange(len(packed), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    milestone = np.where(position == 0, FIRST_TOUCH, 0).astype(np.int8)
+    linked = bool(has_marks and pc.any(table.column("marked")).as_py())
+    if linked:
+        for column, flag in (("lead_us", LEAD_CREATION), ("opp_us", OPPORTUNITY_CREATION)):
+            # Touches are sorted by time, so those at or before the milestone are a prefix;
+            # the milestone touch is the last of them.
+            at = table.column(column).to_numpy(zero_copy_only=False).astype(np.float64)
+            before = touch_us <= np.repeat(np.nan_to_num(at, nan=-np.inf), lengths)
+            counts: npt.NDArray[np.int64] = np.zeros(len(lengths), dtype=np.int64)
+            if len(packed):
+                counts = np.add.reduceat(before.astype(np.int64), offsets[:-1]) * (lengths > 0)
+            hit = np.flatnonzero(counts > 0)
+            milestone[offsets[hit] + counts[hit] - 1] |= np.int8(flag)
+    index = {name: i for i, name in enumerate(channels)}
+    remap = np.array([index.get(name, -1) for name in vocab.names], dtype=np.int64)
     values = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
     return ConvertingTouches(
         channels,
         offsets,
-        tokens,
-        table.column("age").to_numpy(zero_copy_only=False).astype(np.float64),
-        table.column("milestone").to_numpy(zero_copy_only=False).astype(np.int8),
-        np.nan_to_num(values[starts]),
-        has_lead_milestones=has_leads,
+        remap[codes],
+        age.astype(np.float64),
+        milestone,
+        np.nan_to_num(values),
+        has_lead_milestones=linked,
     )
-
-
-def _encode(values: pa.Array) -> tuple[tuple[str, ...], np.ndarray]:
-    """Channel names sorted, and each value's index among them."""
-    encoded = (
-        pc.dictionary_encode(values).combine_chunks()
-        if isinstance(values, pa.ChunkedArray)
-        else pc.dictionary_encode(values)
-    )
-    names = encoded.dictionary.to_pylist()
-    order = np.argsort(np.array(names, dtype=object), kind="stable")
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    codes = np.asarray(encoded.indices, dtype=np.int64)
-    return tuple(names[i] for i in order), rank[codes]
-
-
-def _codes(values: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
-    """Index of each value in ``channels`` (every value must be one of them)."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64)
-    index = {c: i for i, c in enumerate(channels)}
-    uniq, inverse = np.unique(values.astype(str), return_inverse=True)
-    return np.array([index[u] for u in uniq], dtype=np.int64)[inverse]
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:

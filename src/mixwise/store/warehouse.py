@@ -8,6 +8,7 @@ on the table kind's natural key, so a re-import is idempotent and a restated val
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import threading
@@ -79,8 +80,18 @@ class Warehouse:
         self.con = ibis.duckdb.connect(str(self.path), read_only=read_only)
         self._raw: duckdb.DuckDBPyConnection = self.con.con
         self._raw.execute("SET TimeZone='UTC'")
+        self._configure()
         if not read_only:
             self.ensure_tables()
+
+    def _configure(self) -> None:
+        """Connection settings for the engine-side reductions (attribution paths)."""
+        raw = self._raw
+        raw.execute("SET enable_progress_bar = false")
+        # Ibis compiles ``ArrayValue.map`` to the ``x -> ...`` lambda that DuckDB 2 only
+        # accepts with this setting (older versions do not know it and need nothing).
+        with contextlib.suppress(duckdb.Error):
+            raw.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
 
     def close(self) -> None:
         self.con.disconnect()
