@@ -206,9 +206,10 @@ def attribute(
     else:
         ws = source
         w = ws.warehouse
-        reduction = reduce_journeys(
-            w.expr("touchpoints"), w.expr("conversions"), w.expr("leads"), opts
-        )
+        with w.locked():  # one piece of work on the shared connection (web threads)
+            reduction = reduce_journeys(
+                w.expr("touchpoints"), w.expr("conversions"), w.expr("leads"), opts
+            )
         paths, touches = reduction.paths, reduction.touches
         journeys = reduction.journeys
         unattributed, unattributed_value = reduction.unattributed, reduction.unattributed_value

@@ -96,6 +96,11 @@ class Warehouse:
     def close(self) -> None:
         self.con.disconnect()
 
+    def locked(self) -> threading.RLock:
+        """The connection's lock, for callers that run several Ibis expressions as one piece
+        of work (``with warehouse.locked(): ...``); re-entrant, like the methods' own use."""
+        return self._lock
+
     @_locked
     def ensure_tables(self) -> None:
         for kind in KINDS.values():

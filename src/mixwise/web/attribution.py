@@ -9,7 +9,6 @@ view after the first costs nothing until an import changes the data.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import threading
@@ -302,21 +301,17 @@ def run(ws: Workspace, query: AttributionQuery) -> AttributionResult:
     """``attribute(...)`` with the query's options; domain errors become :class:`BadQuery`."""
     if journey_rows(ws) == 0:
         raise NoJourneys("the workspace has no touchpoints; import touchpoints and conversions")
-    # attribute() queries the warehouse's one DuckDB connection: hold its lock, as the
-    # warehouse's own reads do, so other pages' queries do not interleave with these.
-    lock = getattr(ws.warehouse, "_lock", None) or contextlib.nullcontext()
     try:
-        with lock:
-            return attribute(
-                ws,
-                list(query.models),
-                by=query.by,
-                params=query.params(),
-                lookback_days=query.lookback_days,
-                start=query.start,
-                end=query.end,
-                granularity=query.granularity,
-            )
+        return attribute(
+            ws,
+            list(query.models),
+            by=query.by,
+            params=query.params(),
+            lookback_days=query.lookback_days,
+            start=query.start,
+            end=query.end,
+            granularity=query.granularity,
+        )
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         raise BadQuery([Problem(str(message), raw=True)]) from exc
