@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -82,28 +83,34 @@ def server(workspace: Workspace, tmp_path: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def watch(page: Any, server: str) -> list[str]:
+    """Collect console errors and warnings, page errors and any request off this server."""
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on(
+        "request",
+        lambda r: (
+            problems.append(f"external request {r.url}")
+            if not r.url.startswith((server, "data:", "blob:"))
+            else None
+        ),
+    )
+    return problems
+
+
 def test_browser_login_chart_and_upload(server: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     bad = media_csv(tmp_path / "bad-spend.csv", rows=20, bad_row=17)
-    problems: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on(
-                "console",
-                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
-            )
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on(
-                "request",
-                lambda r: (
-                    problems.append(f"external request {r.url}")
-                    if not r.url.startswith((server, "data:", "blob:"))
-                    else None
-                ),
-            )
+            problems = watch(page, server)
             page.goto(server + "/")
             assert "/login" in page.url
             page.fill("input[name=username]", "admin")
@@ -138,16 +145,11 @@ def test_browser_attribution_page(server: str, workspace: Workspace, tmp_path: P
     from test_attribution_web import add_journeys
 
     add_journeys(workspace)
-    problems: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on(
-                "console",
-                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
-            )
-            page.on("pageerror", lambda e: problems.append(str(e)))
+            problems = watch(page, server)
             page.goto(server + "/attribution")
             page.fill("input[name=username]", "admin")
             page.fill("input[name=password]", PASSWORDS["admin"])

@@ -61,7 +61,7 @@ class IssuePublic(BaseModel):
     message: str
 
 
-class ImportReportPublic(BaseModel):
+class _ImportCounts(BaseModel):
     kind: str
     source: str
     status: str
@@ -71,21 +71,15 @@ class ImportReportPublic(BaseModel):
     unchanged: int
     rejected: int
     error_count: int
+
+
+class ImportReportPublic(_ImportCounts):
     errors: list[IssuePublic]
     ignored_columns: list[str]
 
 
-class ImportRunPublic(BaseModel):
+class ImportRunPublic(_ImportCounts):
     id: int
-    kind: str
-    source: str
-    status: str
-    rows_read: int
-    inserted: int
-    updated: int
-    unchanged: int
-    rejected: int
-    error_count: int
     username: str | None
     created_at: dt.datetime
 
