@@ -227,3 +227,58 @@ def test_reduction_in_parts_equals_one_part(
     whole = reduce(workspace)
     monkeypatch.setattr(reduce_module, "PARTITION_TOUCHES", 97)  # ~6 parts
     _same(reduce(workspace), whole)
+
+
+def test_sub_second_times_take_the_microsecond_packing(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Whole-second data is packed in seconds (32 bits), anything finer in µs: both give the
+    same reduction, and touches a few µs apart keep their order."""
+    import mixwise.attribution.reduce as reduce_module
+
+    _random_journeys(workspace, 4)
+    seconds = reduce(workspace)
+    w = workspace.warehouse
+    assert reduce_module._vocabulary(w.expr("touchpoints"), "channel").tick_us == 1_000_000
+
+    shifted = Workspace.init(tmp_path / "shifted")
+    half = pd.Timedelta(milliseconds=500)
+    for kind, column in (("touchpoints", "timestamp"), ("conversions", "timestamp")):
+        frame = workspace.table(kind)
+        frame[column] = frame[column] + half
+        assert shifted.ingest(kind, frame).ok
+    leads = workspace.table("leads")
+    leads["entered_at"] = leads["entered_at"] + half
+    assert shifted.ingest("leads", leads).ok
+    sw = shifted.warehouse
+    assert reduce_module._vocabulary(sw.expr("touchpoints"), "channel").tick_us == 1
+    _same(reduce(shifted), seconds)
+
+    close = Workspace.init(tmp_path / "close")
+    tp = pd.DataFrame(
+        {
+            "journey_id": ["q", "q"],
+            "timestamp": [ts("01 00:00:00.000002"), ts("01 00:00:00.000001")],
+            "channel": ["a", "b"],
+        }
+    )
+    assert close.ingest("touchpoints", tp).ok
+    assert reduce(close).paths.path_strings() == ["b > a"]
+
+
+@pytest.mark.parametrize("digits", [1, 2, 0])
+def test_paths_too_long_for_an_integer_key_merge_in_the_engine_alike(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, digits: int
+) -> None:
+    """Paths become one integer key when short enough (15 touches at 9 channels); longer
+    ones are merged by the engine. Forcing the limit down sends most paths (0: every path)
+    there: the same paths, counts and order (by length, then by channel codes)."""
+    import mixwise.attribution.reduce as reduce_module
+
+    _random_journeys(workspace, 5)
+    whole = reduce(workspace)
+    lengths = whole.paths.lengths
+    assert lengths.max() > 2 and np.all(np.diff(lengths) >= 0)
+    monkeypatch.setattr(reduce_module, "_key_digits", lambda base: digits)
+    monkeypatch.setattr(reduce_module, "PARTITION_TOUCHES", 150)  # parts repeat paths
+    _same(reduce(workspace), whole)

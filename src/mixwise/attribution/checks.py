@@ -229,6 +229,15 @@ def check_single_channel(new: Callable[[], AttributionModel], world: World) -> N
     )
 
 
+def check_no_paths(new: Callable[[], AttributionModel], world: World) -> None:
+    """A date range or filter can leave nothing: a fit on no paths credits nothing."""
+    empty = PathSet.from_paths([], conversions=[])
+    none = World(empty, touches_for(empty, np.random.default_rng(0)))
+    model = _fit(new(), none)
+    total = float(_credits(model).to_numpy(float).sum()) if len(_credits(model)) else 0.0
+    assert total == 0.0, f"no paths: credited {total}"
+
+
 def check_serialisation_round_trip(new: Callable[[], AttributionModel], world: World) -> None:
     model = new()
     data = model.to_dict()
@@ -251,6 +260,7 @@ CHECKS: dict[str, Callable[[Callable[[], AttributionModel], World], None]] = {
     "deterministic": check_deterministic,
     "path_order_invariant": check_path_order_invariant,
     "single_channel": check_single_channel,
+    "no_paths": check_no_paths,
     "serialisation_round_trip": check_serialisation_round_trip,
 }
 

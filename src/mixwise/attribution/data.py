@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -61,20 +62,22 @@ class PathSet:
     def n_paths(self) -> int:
         return len(self.offsets) - 1
 
-    @property
+    # Cached (the arrays are read-only): every model asks for them, and at 10M journeys each
+    # is an array of millions of entries.
+    @cached_property
     def lengths(self) -> IntArray:
-        return np.diff(self.offsets)
+        return _frozen(np.diff(self.offsets))
 
-    @property
+    @cached_property
     def path_index(self) -> IntArray:
         """For every token, the index of its path."""
-        return np.repeat(np.arange(self.n_paths, dtype=np.int64), self.lengths)
+        return _frozen(np.repeat(np.arange(self.n_paths, dtype=np.int64), self.lengths))
 
-    @property
+    @cached_property
     def position(self) -> IntArray:
         """For every token, its 0-based position within its path."""
-        return np.arange(len(self.tokens), dtype=np.int64) - np.repeat(
-            self.offsets[:-1], self.lengths
+        return _frozen(
+            np.arange(len(self.tokens), dtype=np.int64) - np.repeat(self.offsets[:-1], self.lengths)
         )
 
     def path(self, i: int) -> list[str]:
@@ -156,6 +159,11 @@ class ConvertingTouches:
     @property
     def n_conversions(self) -> int:
         return len(self.offsets) - 1
+
+
+def _frozen(array: IntArray) -> IntArray:
+    array.flags.writeable = False
+    return array
 
 
 def _split(path: Sequence[str] | str) -> list[str]:

@@ -30,8 +30,9 @@ are counted in :attr:`Reduction.unattributed`.
 
 How it runs
 -----------
-A touch is packed into one integer, ``(µs since the first touch) * radix + token code``
-(codes follow the sorted token names), so sorting a journey's packed touches orders them by
+A touch is packed into one integer, ``(ticks since the first touch) * radix + token code``
+(a tick is one second where every touch time is a whole second, else one µs; codes
+follow the sorted token names), so sorting a journey's packed touches orders them by
 time then name and ``packed % radix`` gives the token back. Most journeys are *simple*: no
 conversion, or one conversion after all their touches; they are one segment each and are
 reduced in one pass (touches grouped by journey, unordered lists sorted per journey, joined
@@ -39,20 +40,22 @@ to per-journey conversion counts, grouped by path), which also collects the conv
 journeys' touches and the ids of the other journeys. Those (several conversions, touches
 after a conversion) and everything when a lookback is set take the general path: the
 window over the union of touches and conversions (:func:`segment_touches`). Large inputs
-are reduced in parts by a hash of ``journey_id`` (:data:`PARTITION_TOUCHES`), which bounds
+are reduced in parts, by ranges of ``journey_id`` (:data:`PARTITION_TOUCHES`), which bounds
 the engine's memory, and on DuckDB under a lower ``memory_limit``
-(:data:`ENGINE_MEMORY_LIMIT`, restored afterwards) so that it does not keep ~1 GB. Both
+(:data:`ENGINE_MEMORY_LIMIT`, restored afterwards, and released before the NumPy work) so
+that it does not keep ~1 GB. The parts' paths are merged as one integer key per path. Both
 paths give identical results (checked against each other on random journeys with ties,
-several conversions, leads and every option).
+several conversions, leads and every option), and so do any number of parts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import ibis
 import ibis.expr.datatypes as dt_
@@ -179,8 +182,8 @@ def reduce_journeys(
 ) -> Reduction:
     """Reduce raw journeys to the model inputs (see the module docstring)."""
     options = options or JourneyOptions()
-    with _engine_memory(touchpoints):
-        return _reduce(touchpoints, conversions, leads, options)
+    with _engine_memory(touchpoints) as release:
+        return _reduce(touchpoints, conversions, leads, options, release)
 
 
 def _reduce(
@@ -188,6 +191,7 @@ def _reduce(
     conversions: ir.Table,
     leads: ir.Table | None,
     options: JourneyOptions,
+    release: Callable[[], None],
 ) -> Reduction:
     vocab = _vocabulary(touchpoints, options.granularity)
     marks = _lead_marks(leads)
@@ -212,8 +216,9 @@ def _reduce(
             paths, convs = _segmented(tp, cv, marks, options, vocab)
             path_parts.append(paths)
             conv_parts.append(convs)
-    path_set = _path_set(path_parts, vocab)
-    path_parts.clear()  # frees the engine's path tables before the converting touches
+    release()  # the engine's cache goes back to the system before the NumPy work below
+    path_set = _path_set(path_parts, vocab, touchpoints._find_backend())
+    path_parts.clear()
     converting = _converting_touches(conv_parts, vocab, path_set.channels, marks is not None)
     conv_parts.clear()
     # Unattributed = conversions in the range that no kept path carries.
@@ -240,19 +245,21 @@ def _reduce(
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US_PER_DAY = 86_400_000_000
 _MAX_CASES = 64  # up to this many tokens the code is a list lookup, beyond a join
-# Touches per part of the fast reduction (see ``_partitions``); about 1 GB of engine memory
-# per 25M touches without parts.
-PARTITION_TOUCHES = 8_000_000
+# Touches per part of the fast reduction (see ``_partitions``): a part's per-journey hash
+# table needs ~200 MB of engine memory per 4M touches, inside ``ENGINE_MEMORY_LIMIT``.
+PARTITION_TOUCHES = 4_000_000
+_SAMPLE_ROWS = 100_000  # touches sampled for the part bounds
 
 
 # DuckDB's memory limit during a reduction, in bytes (None: leave it as it is). DuckDB keeps
 # what a query used (table blocks, hash tables), up to its limit (by default 80 % of RAM), for
-# the next one: without a lower limit the process holds ~0.95 GB after the parts at 30M
-# touches, with 320 MiB ~0.55 GB, at about the same speed with parts of
-# ``PARTITION_TOUCHES`` (measured at 10M journeys; the engine spills what does not fit).
+# the next one: without a lower limit the process holds ~1 GB after the parts at 30M touches.
+# At 10M journeys (30M touches, parts of ``PARTITION_TOUCHES``) 450 MiB costs no speed; at
+# 320 MiB the engine spills a part's hash table to disk and the reduction takes ~40 % longer.
 # A limit the user set lower is kept; a higher one is restored afterwards, to the precision
 # DuckDB reports it with ("2.7 GiB").
-ENGINE_MEMORY_LIMIT: int | None = 320 * 2**20
+ENGINE_MEMORY_LIMIT: int | None = 450 * 2**20
+_RELEASE_TO = 64 * 2**20  # the limit that ``release()`` passes through
 _SIZE_UNITS = {
     "bytes": 1, "kb": 10**3, "kib": 2**10, "mb": 10**6, "mib": 2**20,
     "gb": 10**9, "gib": 2**30, "tb": 10**12, "tib": 2**40,
@@ -268,23 +275,30 @@ def _size_bytes(text: str) -> float | None:
 
 
 @contextlib.contextmanager
-def _engine_memory(table: ir.Table) -> Iterator[None]:
+def _engine_memory(table: ir.Table) -> Iterator[Callable[[], None]]:
     """Lower DuckDB's ``memory_limit`` to :data:`ENGINE_MEMORY_LIMIT` (never raise it) for
-    the duration, then restore it; other backends are left alone."""
+    the duration, then restore it; other backends are left alone. Yields ``release()``,
+    which hands the engine's cached memory back to the system (DuckDB evicts down to a lower
+    limit at once) before the Python side builds its arrays."""
     backend = table._find_backend()
     if ENGINE_MEMORY_LIMIT is None or backend.name != "duckdb":
-        yield
+        yield lambda: None
         return
     con = backend.con  # type: ignore[attr-defined]
     setting = "SELECT current_setting('memory_limit')"
     before = str(con.execute(setting).fetchall()[0][0])
     current = _size_bytes(before)
     if current is None or current <= ENGINE_MEMORY_LIMIT:
-        yield
+        yield lambda: None
         return
+
+    def release() -> None:
+        con.execute(f"SET memory_limit = '{_RELEASE_TO}B'")
+        con.execute(f"SET memory_limit = '{ENGINE_MEMORY_LIMIT}B'")
+
     con.execute(f"SET memory_limit = '{ENGINE_MEMORY_LIMIT}B'")
     try:
-        yield
+        yield release
     finally:
         # The setting reads back rounded ("18.8 GiB"): restore the default exactly if it was
         # the default.
@@ -301,10 +315,10 @@ def _epoch_us(ts: ir.TimestampValue) -> ir.IntegerValue:  # type: ignore[empty-b
     (``UNIX_MICROS`` on BigQuery, for one)."""
 
 
-@ibis.udf.scalar.builtin(name="hash", signature=((dt_.string,), dt_.uint64))
-def _hash(value: ir.StringValue) -> ir.IntegerValue:  # type: ignore[empty-body]
-    """DuckDB's unsigned 64-bit hash. Ibis's ``StringValue.hash`` compiles to a cast of it
-    through ``BIT`` to a signed ``BIGINT``, which costs twice the whole scan of a part."""
+@ibis.udf.scalar.builtin(name="divide", signature=((dt_.int64, dt_.int64), dt_.int64))
+def _divide(a: ir.IntegerValue, b: ir.IntegerValue) -> ir.IntegerValue:  # type: ignore[empty-body]
+    """Integer division, truncated (DuckDB's builtin behind ``//``); Ibis compiles ``//`` to
+    ``FLOOR`` of a float division, a third of the cost of a part's scan."""
 
 
 @ibis.udf.scalar.builtin(
@@ -319,15 +333,19 @@ def _list_position(names: ir.ArrayValue, token: ir.StringValue) -> ir.IntegerVal
 class _Vocab:
     """Every token of the touches, sorted, and how a touch is packed into one integer.
 
-    A touch becomes ``(µs since the first touch) * radix + code``, where ``code`` is the
-    token's index in ``names``. Sorting packed touches sorts them by time, then by token name
-    (the tie rule of the module docstring), and ``packed % radix`` gives the token back.
+    A touch becomes ``(ticks since the first touch) * radix + code``, where ``code`` is the
+    token's index in ``names`` and a tick is ``tick_us`` µs: one second where every touch
+    time is a whole second and the packed values then fit 32 bits (a 4-byte list element
+    makes the per-journey aggregation ~12 % cheaper), else one µs in 64 bits. Either way the
+    order is exact: sorting packed touches sorts them by time, then by token name (the tie
+    rule of the module docstring), and ``packed % radix`` gives the token back.
     """
 
     names: tuple[str, ...]
     radix: int
     min_us: int  # µs since the Unix epoch of the first touch
     touches: int
+    tick_us: int = 1
 
     def micros(self, ts: ir.TimestampValue) -> ir.IntegerValue:
         return _epoch_us(ts) - self.min_us
@@ -336,46 +354,84 @@ class _Vocab:
         midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
         return (midnight - _EPOCH) // dt.timedelta(microseconds=1) - self.min_us
 
+    def pack(self, us: ir.IntegerValue, code: ir.IntegerValue) -> ir.IntegerValue:
+        """The packed touch from its µs since the first touch and its token code."""
+        if self.tick_us == 1:
+            return us * self.radix + code
+        # ``us`` >= 0 (the first touch is 0), so truncation is the floor.
+        return (_divide(us, ibis.literal(self.tick_us, "int64")) * self.radix + code).cast("int32")
+
+    def touch_us(self, packed: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """µs since the first touch of packed touches (NumPy, on the results)."""
+        return (packed // self.radix) * self.tick_us
+
 
 def _vocabulary(touchpoints: ir.Table, granularity: Granularity) -> _Vocab | None:
     """Tokens and time span of the touches (one small query); ``None`` without touches."""
     t = touchpoints.select(token=_token(touchpoints, granularity), us=touchpoints.timestamp)
     t = t.mutate(us=_epoch_us(t.us))
-    out = t.group_by("token").aggregate(lo=t.us.min(), hi=t.us.max(), n=t.count()).to_pyarrow()
+    out = (
+        t.group_by("token")
+        .aggregate(lo=t.us.min(), hi=t.us.max(), n=t.count(), sub_second=(t.us % 1_000_000).max())
+        .to_pyarrow()
+    )
     names = sorted(n for n in out.column("token").to_pylist() if n is not None)
     if not names:
         return None
     lo = int(pc.min(out.column("lo")).as_py())
     hi = int(pc.max(out.column("hi")).as_py())
+    n = int(pc.sum(out.column("n")).as_py())
     radix = 1 << max(1, (len(names) - 1).bit_length())
+    whole_seconds = int(pc.max(out.column("sub_second")).as_py() or 0) == 0
+    if whole_seconds and ((hi - lo) // 1_000_000 + 1) * radix < 2**31:
+        return _Vocab(tuple(names), radix, lo, n, tick_us=1_000_000)
     if (hi - lo + 1) * radix >= 2**62:  # keeps packed touches and their sums exact in int64
         raise ValueError(
             f"{len(names)} tokens over {(hi - lo) / _US_PER_DAY:.0f} days are too many to "
             "pack; use a shorter date range or channel granularity"
         )
-    return _Vocab(tuple(names), radix, lo, int(pc.sum(out.column("n")).as_py()))
+    return _Vocab(tuple(names), radix, lo, n)
 
 
 def _partitions(
     touchpoints: ir.Table, conversions: ir.Table, n_touches: int
 ) -> Iterator[tuple[ir.Table, ir.Table]]:
-    """The journeys in parts of about :data:`PARTITION_TOUCHES` touches (by a hash of
-    ``journey_id``), so the per-journey hash table of one query stays small: peak memory is
-    bounded, and the aggregation stays in cache-friendlier sizes at the price of one more
-    scan of the touches per part."""
+    """The journeys in parts of about :data:`PARTITION_TOUCHES` touches, by ranges of
+    ``journey_id`` (bounds from a sample), so the per-journey hash table of one query stays
+    small: peak memory is bounded without the engine spilling to disk. A range filter is
+    cheap, and where the table is stored roughly in journey order (as an import of a journey
+    file is) the engine skips the row groups outside the range by their min/max statistics;
+    a filter on a hash of the id costs a hash of every touch per part."""
     parts = max(1, -(-n_touches // PARTITION_TOUCHES))
-    if parts == 1:
-        yield touchpoints, conversions
-        return
+    bounds = _range_bounds(touchpoints, n_touches, parts) if parts > 1 else []
+    edges: list[str | None] = [None, *bounds, None]
+    for lo, hi in itertools.pairwise(edges):
+        yield _in_range(touchpoints, lo, hi), _in_range(conversions, lo, hi)
 
-    def part_of(journey_id: ir.StringValue) -> ir.IntegerValue:
-        return _hash(journey_id) % parts
 
-    for part in range(parts):
-        yield (
-            touchpoints.filter(part_of(touchpoints.journey_id) == part),
-            conversions.filter(part_of(conversions.journey_id) == part),
-        )
+def _range_bounds(touchpoints: ir.Table, n_touches: int, parts: int) -> list[str]:
+    """Up to ``parts - 1`` increasing ``journey_id`` bounds that split the touches into
+    parts of about equal size (quantiles of a row sample of ~:data:`_SAMPLE_ROWS` touches)."""
+    fraction = min(1.0, _SAMPLE_ROWS / max(n_touches, 1))
+    ids = touchpoints.select("journey_id")
+    if fraction < 1.0:
+        ids = ids.sample(fraction, method="row")
+    sample = ids.to_pyarrow().column("journey_id").drop_null()
+    if len(sample) == 0:
+        return []
+    ordered = pc.sort_indices(sample)
+    picks = [ordered[len(sample) * k // parts].as_py() for k in range(1, parts)]
+    values = sample.take(pa.array(picks, pa.int64())).to_pylist()
+    return sorted(set(values))
+
+
+def _in_range(table: ir.Table, lo: str | None, hi: str | None) -> ir.Table:
+    """Rows with ``lo <= journey_id < hi`` (an open end where ``None``)."""
+    if lo is not None:
+        table = table.filter(table.journey_id >= lo)
+    if hi is not None:
+        table = table.filter(table.journey_id < hi)
+    return table
 
 
 def _coded(table: ir.Table, token: ir.StringValue, vocab: _Vocab) -> ir.Table:
@@ -396,10 +452,14 @@ def _coded(table: ir.Table, token: ir.StringValue, vocab: _Vocab) -> ir.Table:
 
 
 def _touches(touchpoints: ir.Table, options: JourneyOptions, vocab: _Vocab) -> ir.Table:
-    """``journey_id, us, packed`` of every touch."""
+    """``journey_id, us, packed`` of every touch (a touch without a time or a channel has
+    no place in a path; the engine drops this filter where the columns hold no NULL)."""
+    touchpoints = touchpoints.filter(
+        touchpoints.timestamp.notnull() & touchpoints.channel.notnull()
+    )
     t = _coded(touchpoints, _token(touchpoints, options.granularity), vocab)
     us = vocab.micros(t.timestamp)
-    return t.select("journey_id", us=us, packed=us * vocab.radix + t.code)
+    return t.select("journey_id", us=us, packed=vocab.pack(us, t.code))
 
 
 def _per_journey_conversions(conversions: ir.Table, vocab: _Vocab) -> ir.Table:
@@ -410,9 +470,9 @@ def _per_journey_conversions(conversions: ir.Table, vocab: _Vocab) -> ir.Table:
 
 
 def _codes_of(events: ir.ArrayValue, vocab: _Vocab) -> ir.ArrayValue:
-    """The path: packed touches sorted (by time, then token), reduced to their codes."""
+    """The path: packed touches, sorted (by time, then token), reduced to their codes."""
     radix = vocab.radix
-    return events.sort().map(lambda x: (x % radix).cast("int32"))
+    return events.map(lambda x: (x % radix).cast("int32"))
 
 
 def _keep(ref_us: ir.IntegerValue, options: JourneyOptions, vocab: _Vocab) -> ir.BooleanValue:
@@ -441,10 +501,84 @@ def _simple_paths(
     which DuckDB hashes as an integer). An ordered list aggregate (``collect(order_by=...)``)
     costs about twice as much, and an ASOF join of touches to the next conversion, or the
     window over the union of touches and conversions (the general path), several times as
-    much; hence packed touches collected unordered, each small list sorted afterwards.
+    much; hence packed touches collected unordered, each small list sorted afterwards. The
+    paths, the converting journeys and the ids of the complex ones come back as the rows of
+    one union, so the engine computes the per-journey table once (DuckDB materialises a
+    subquery used three times): collecting the converting rows inside the path aggregation
+    costs ~30 % of the query, a list of structs several times more, and a second query
+    (a semi-join, or a cached journey table) about as much.
     """
+    j = _simple_journeys(touchpoints, conversions, options, vocab)
+    j = j.filter(j.complex_ | _keep(j.ref_us, options, vocab))
+    j = _with_marks(j.mutate(events=j.events.sort()), marks, vocab)
+    # Three kinds of rows in one result (the engine computes ``j`` once for all three).
+    none = {
+        "path": ibis.null("array<int32>"),
+        "conversions": ibis.null("int64"),
+        "nulls": ibis.null("int64"),
+        "value": ibis.null("float64"),
+        "journey_id": ibis.null("string"),
+        "ref_us": ibis.null("int64"),
+        "events": ibis.null(j.events.type()),
+        "lead_us": ibis.null("int64"),
+        "opp_us": ibis.null("int64"),
+        "marked": ibis.null("boolean"),
+    }
+
+    def rows(kind: int, table: ir.Table, **values: ir.Value) -> ir.Table:
+        return table.select(kind=ibis.literal(kind, "int8"), **{**none, **values})
+
+    simple = j.filter(~j.complex_)
+    paths = simple.group_by(path=_codes_of(simple.events, vocab)).aggregate(
+        conversions=simple.converted.cast("int64").sum(),
+        nulls=(~simple.converted).cast("int64").sum(),
+        value=ibis.ifelse(simple.converted, simple.conv_value, 0.0).sum(),
+    )
+    conv = j.filter(j.converted)
+    complex_ = j.filter(j.complex_)
+    table = (
+        rows(_PATH_ROW, paths, **{c: paths[c] for c in ("path", "conversions", "nulls", "value")})
+        .union(
+            rows(
+                _CONVERTING_ROW,
+                conv,
+                journey_id=conv.journey_id,
+                ref_us=conv.conv_us,
+                value=conv.conv_value,
+                events=conv.events,
+                lead_us=conv.lead_us,
+                opp_us=conv.opp_us,
+                marked=conv.marked,
+            )
+        )
+        .union(rows(_COMPLEX_ROW, complex_, journey_id=complex_.journey_id))
+        # In journey order, so the converting rows of the parts (ranges of journey_id, in
+        # order) need no sort in Python.
+        .order_by(["kind", "journey_id", "ref_us"])
+        .to_pyarrow()
+    )
+    kind = table.column("kind")
+    ids = table.filter(pc.equal(kind, _COMPLEX_ROW)).column("journey_id").combine_chunks()
+    convs = table.filter(pc.equal(kind, _CONVERTING_ROW)).select(_CONV_SCHEMA.names)
+    paths_out = table.filter(pc.equal(kind, _PATH_ROW))
+    return paths_out.select(["path", "conversions", "nulls", "value"]), convs, ids
+
+
+_PATH_ROW, _CONVERTING_ROW, _COMPLEX_ROW = 0, 1, 2
+
+
+def _simple_journeys(
+    touchpoints: ir.Table, conversions: ir.Table, options: JourneyOptions, vocab: _Vocab
+) -> ir.Table:
+    """One row per journey: its packed touches (unordered), ``last_us``, its conversions
+    (``n_conv``, ``conv_us``, ``conv_value``), whether it is ``complex_`` or ``converted``,
+    and the reference time ``ref_us`` of its segment."""
     t = _touches(touchpoints, options, vocab)
-    per_j = t.group_by("journey_id").aggregate(events=t.packed.collect(), last_us=t.us.max())
+    per_j = t.group_by("journey_id").aggregate(
+        # ``include_null``: no NULL is left (see ``_touches``), and a FILTER costs ~5 %.
+        events=t.packed.collect(include_null=True),
+        last_us=t.us.max(),
+    )
     cj = _per_journey_conversions(conversions, vocab)
     j = per_j.left_join(cj, per_j.journey_id == cj.journey_id).select(
         per_j.journey_id, per_j.events, per_j.last_us, cj.n_conv, cj.conv_us, cj.conv_value
@@ -455,44 +589,8 @@ def _simple_paths(
     if options.conversion_window_days is not None:
         window = round(options.conversion_window_days * _US_PER_DAY)
         converted = converted & (j.conv_us - j.last_us <= window)
-    j = j.mutate(complex_=complex_, converted=converted, events=j.events.sort())
-    j = j.mutate(ref_us=ibis.ifelse(j.converted, j.conv_us, j.last_us))
-    j = j.filter(j.complex_ | _keep(j.ref_us, options, vocab))
-    j = _with_marks(j, marks, vocab)
-    radix = vocab.radix
-    codes = j.events.map(lambda x: (x % radix).cast("int32"))
-    path = ibis.ifelse(j.complex_, ibis.null("array<int32>"), codes)
-    conv = ibis.struct(
-        {
-            "journey_id": j.journey_id,
-            "ref_us": j.conv_us,
-            "value": j.conv_value,
-            "events": j.events,
-            "lead_us": j.lead_us,
-            "opp_us": j.opp_us,
-            "marked": j.marked,
-        }
-    )
-    grouped = j.group_by(path=path).aggregate(
-        conversions=j.converted.cast("int64").sum(),
-        nulls=(~j.converted & ~j.complex_).cast("int64").sum(),
-        value=ibis.ifelse(j.converted, j.conv_value, 0.0).sum(),
-        complex_ids=j.journey_id.collect(where=j.complex_),
-        converting=conv.collect(where=j.converted),
-    )
-    table = grouped.to_pyarrow()
-    is_complex = pc.is_null(table.column("path"))
-    ids = pc.list_flatten(table.filter(is_complex).column("complex_ids")).combine_chunks()
-    simple = table.filter(pc.invert(is_complex))
-    rows = pc.list_flatten(simple.column("converting"))
-    convs = (
-        pa.Table.from_batches(
-            [pa.RecordBatch.from_struct_array(chunk) for chunk in rows.chunks], _CONV_SCHEMA
-        )
-        if rows.num_chunks
-        else _CONV_SCHEMA.empty_table()
-    )
-    return simple.drop_columns(["complex_ids", "converting"]), convs, ids
+    j = j.mutate(complex_=complex_, converted=converted)
+    return j.mutate(ref_us=ibis.ifelse(j.converted, j.conv_us, j.last_us))
 
 
 def _lead_marks(leads: ir.Table | None) -> ir.Table | None:
@@ -538,7 +636,7 @@ def _segmented(
         "segment",
         "converted",
         "value",
-        packed=vocab.micros(seg.ts) * vocab.radix + seg.code,
+        packed=vocab.pack(vocab.micros(seg.ts), seg.code),
         ref_us=vocab.micros(seg.ref_ts),
     ).cache()
     try:
@@ -548,7 +646,7 @@ def _segmented(
             value=seg.value.max(),
             ref_us=seg.ref_us.max(),
         )
-        path = _codes_of(per_seg.events, vocab)
+        path = _codes_of(per_seg.events.sort(), vocab)
         paths = (
             per_seg.group_by(path=path)
             .aggregate(
@@ -567,63 +665,131 @@ def _segmented(
 
 
 # -- the small results, in Python ------------------------------------------------------------
-def _path_set(parts: list[pa.Table], vocab: _Vocab | None) -> PathSet:
-    """Merge the path tables (the same path may come from both reductions), keep the tokens
-    that occur, and build the CSR :class:`PathSet`, sorted by path."""
+def _path_set(parts: list[pa.Table], vocab: _Vocab | None, backend: Any) -> PathSet:
+    """Merge the path tables (the same path comes from several parts and from both
+    reductions), keep the tokens that occur, and build the CSR :class:`PathSet`, sorted by
+    path length, then by the paths' codes.
+
+    Each path becomes one integer, its codes + 1 as the digits of ``radix + 1`` (so a
+    shorter path is a smaller number), part by part; NumPy merges the integers and decodes
+    the unique ones. Paths too long for 63 bits (more than 15 touches at 9 to 16 tokens;
+    rare) are merged by the engine and follow the others.
+    """
     empty = np.zeros(0, dtype=np.float64)
-    parts = [p for p in parts if p.num_rows]
+    parts = [p.select(["path", "conversions", "nulls", "value"]) for p in parts if p.num_rows]
     if vocab is None or not parts:
         return PathSet((), np.zeros(1, dtype=np.int64), np.zeros(0, np.int64), empty, empty, empty)
-    table = pa.concat_tables(
-        [p.select(["path", "conversions", "nulls", "value"]).cast(_PATHS_SCHEMA) for p in parts]
-    ).combine_chunks()
-    lists = table.column("path").chunk(0) if table.num_rows else pa.array([], _PATH_TYPE)
-    offsets = np.asarray(lists.offsets, dtype=np.int64)
-    codes = np.asarray(lists.values, dtype=np.int64)[offsets[0] : offsets[-1]]
-    offsets = offsets - offsets[0]
-    # One binary key per path (its codes as bytes): Arrow groups and sorts those quickly.
-    width = 2 if vocab.radix <= 1 << 16 else 4
-    raw = codes.astype(np.uint16 if width == 2 else np.uint32).tobytes()
-    keys = pa.Array.from_buffers(
-        pa.binary(),
-        len(offsets) - 1,
-        [None, pa.py_buffer(offsets.astype(np.int32) * width), pa.py_buffer(raw)],
-    )
-    frame = pa.table(
-        {
-            "key": keys,
-            "conversions": table.column("conversions"),
-            "nulls": table.column("nulls"),
-            "value": table.column("value"),
-        }
-    )
-    del table, lists, codes, raw, keys  # the list form is no longer needed
-    if len(parts) > 1:
-        frame = frame.group_by("key").aggregate(
-            [("conversions", "sum"), ("nulls", "sum"), ("value", "sum")]
-        )
-        frame = frame.select(["key", "conversions_sum", "nulls_sum", "value_sum"])
-        frame = frame.rename_columns(["key", "conversions", "nulls", "value"])
-    frame = frame.sort_by("key").combine_chunks()
-    key_col = frame.column("key").chunk(0) if frame.num_rows else pa.array([], pa.binary())
-    key_offsets = np.frombuffer(key_col.buffers()[1], dtype=np.int32)[
-        key_col.offset : key_col.offset + len(key_col) + 1
-    ].astype(np.int64)
-    data = np.frombuffer(key_col.buffers()[2], dtype=np.uint8)[key_offsets[0] : key_offsets[-1]]
-    codes = data.view(np.uint16 if width == 2 else np.uint32).astype(np.int64)
-    new_offsets = (key_offsets - key_offsets[0]) // width
-    used = np.unique(codes)
+    base = vocab.radix + 1
+    longest = _key_digits(base)
+    keys: list[npt.NDArray[np.uint64]] = []
+    counts: list[npt.NDArray[np.float64]] = []
+    long_parts: list[pa.Table] = []
+    for part in parts:
+        offsets, codes = _csr(part.column("path").cast(_PATH_TYPE).combine_chunks())
+        lengths = np.diff(offsets)
+        short = lengths <= longest
+        part_counts = np.column_stack([_floats(part, c) for c in ("conversions", "nulls", "value")])
+        if not short.all():
+            long_parts.append(part.filter(pa.array(~short)))
+            offsets, codes = _take_rows(offsets, codes, np.flatnonzero(short))
+            part_counts = part_counts[short]
+        keys.append(_path_keys(offsets, codes, base))
+        counts.append(part_counts)
+    parts.clear()
+    merged = [_merge_keys(np.concatenate(keys), np.concatenate(counts), base)]
+    if long_parts:
+        merged.append(_merge_in_engine(pa.concat_tables(long_parts), backend))
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate([np.diff(m[0]) for m in merged]))])
+    codes = np.concatenate([m[1] for m in merged])
+    sums = np.concatenate([m[2] for m in merged])
+    used = np.flatnonzero(np.bincount(codes, minlength=len(vocab.names)))
     channels = tuple(vocab.names[i] for i in used)
     remap = np.full(len(vocab.names), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return PathSet(
-        channels,
-        new_offsets,
-        remap[codes],
-        _floats(frame, "conversions"),
-        _floats(frame, "nulls"),
-        _floats(frame, "value"),
+        channels, offsets.astype(np.int64), remap[codes], sums[:, 0], sums[:, 1], sums[:, 2]
     )
+
+
+_Merged = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
+
+
+def _csr(array: pa.ListArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Offsets and flat values of a ``list<int32>`` array (the values zero-copy)."""
+    offsets = np.asarray(array.offsets).astype(np.int64)
+    values = np.asarray(array.values)[offsets[0] : offsets[-1]]
+    return offsets - offsets[0], values
+
+
+def _take_rows(
+    offsets: npt.NDArray[np.int64], values: npt.NDArray[Any], rows: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """The CSR rows ``rows``, in that order."""
+    lengths = np.diff(offsets)[rows]
+    new_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    shift = np.repeat(offsets[:-1][rows] - new_offsets[:-1], lengths)
+    return new_offsets, values[shift + np.arange(new_offsets[-1])]
+
+
+def _key_digits(base: int) -> int:
+    """The most digits of ``base`` (each 1..base-1) whose number stays below 2**63."""
+    digits = 0
+    while base ** (digits + 1) < 2**63:
+        digits += 1
+    return digits
+
+
+def _path_keys(
+    offsets: npt.NDArray[np.int64], codes: npt.NDArray[Any], base: int
+) -> npt.NDArray[np.uint64]:
+    """One integer per path (see :func:`_path_set`), built a position at a time on arrays
+    of one entry per path: fewer and smaller temporaries than one entry per touch."""
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    keys = np.zeros(len(lengths), dtype=np.uint64)
+    for k in range(int(lengths.max()) if len(lengths) else 0):
+        rows = np.flatnonzero(lengths > k)
+        keys[rows] = keys[rows] * np.uint64(base) + (codes[starts[rows] + k] + 1).astype(np.uint64)
+    return keys
+
+
+def _merge_keys(
+    keys: npt.NDArray[np.uint64], counts: npt.NDArray[np.float64], base: int
+) -> _Merged:
+    """Unique path keys with their counts added, decoded to CSR paths (key order)."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sums: npt.NDArray[np.float64] = np.column_stack(
+        [np.bincount(inverse, weights=counts[:, k], minlength=len(unique)) for k in range(3)]
+    )
+    digits: list[npt.NDArray[np.int64]] = []  # the last digit of every key first
+    rest = unique.copy()
+    lengths = np.zeros(len(unique), dtype=np.int64)
+    while np.any(rest):
+        digits.append((rest % np.uint64(base)).astype(np.int64) - 1)
+        rest //= np.uint64(base)
+        lengths += digits[-1] >= 0
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    codes = np.empty(offsets[-1], dtype=np.int64)
+    for back, column in enumerate(digits):  # ``back`` places from the end of each path
+        rows = np.flatnonzero(lengths > back)
+        codes[offsets[rows + 1] - 1 - back] = column[rows]
+    return offsets, codes, sums
+
+
+def _merge_in_engine(table: pa.Table, backend: Any) -> _Merged:
+    """Identical paths merged by the engine (any length), sorted by length, then code."""
+    rows = ibis.memtable(table.cast(_PATHS_SCHEMA))
+    merged = (
+        rows.group_by("path")
+        .aggregate(
+            conversions=rows.conversions.sum(), nulls=rows.nulls.sum(), value=rows.value.sum()
+        )
+        .order_by([ibis._.path.length(), "path"])
+    )
+    frame = backend.to_pyarrow(merged).combine_chunks()
+    sums = np.column_stack([_floats(frame, c) for c in ("conversions", "nulls", "value")])
+    offsets, codes = _csr(frame.column("path").chunk(0))
+    return offsets, codes.astype(np.int64), sums
 
 
 _PATH_TYPE = pa.list_(pa.int32())
@@ -652,7 +818,13 @@ def _converting_touches(
     parts: list[pa.Table], vocab: _Vocab | None, channels: tuple[str, ...], has_marks: bool
 ) -> ConvertingTouches:
     """Touches of every kept conversion, conversions ordered by journey then time."""
-    parts = [p.select(_CONV_SCHEMA.names).cast(_CONV_SCHEMA) for p in parts if p.num_rows]
+    parts = [p for p in parts if p.num_rows]
+    if parts:  # the packed type (int32 or int64) is kept: a cast copies every touch
+        schema = _CONV_SCHEMA.set(
+            _CONV_SCHEMA.get_field_index("events"),
+            pa.field("events", parts[0].schema.field("events").type),
+        )
+        parts = [p.select(schema.names).cast(schema) for p in parts]
     if vocab is None or not parts:
         return ConvertingTouches(
             channels,
@@ -662,16 +834,20 @@ def _converting_touches(
             np.zeros(0, dtype=np.int8),
             np.zeros(0),
         )
-    table = pa.concat_tables(parts).sort_by([("journey_id", "ascending"), ("ref_us", "ascending")])
+    table = pa.concat_tables(parts)
     parts.clear()
+    keys = [("journey_id", "ascending"), ("ref_us", "ascending")]
+    order = pc.sort_indices(table.select(["journey_id", "ref_us"]), keys)
+    if np.any(np.diff(order.to_numpy()) != 1):  # the engine's parts come in order
+        table = table.take(order)
     table = table.combine_chunks()
     lists = table.column("events").chunk(0)
     offsets = np.asarray(lists.offsets, dtype=np.int64)
-    packed = np.asarray(lists.values, dtype=np.int64)[offsets[0] : offsets[-1]]
+    packed = np.asarray(lists.values)[offsets[0] : offsets[-1]].astype(np.int64)
     offsets = offsets - offsets[0]
     lengths = np.diff(offsets)
     codes = packed % vocab.radix
-    touch_us = packed // vocab.radix
+    touch_us = vocab.touch_us(packed)
     ref_us = np.asarray(table.column("ref_us").to_numpy(zero_copy_only=False), dtype=np.int64)
     age = (np.repeat(ref_us, lengths) - touch_us) / _US_PER_DAY
     position = np.arange(len(packed), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
@@ -703,4 +879,5 @@ def _converting_touches(
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
-    return np.nan_to_num(table.column(name).to_numpy(zero_copy_only=False).astype(np.float64))
+    values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    return np.nan_to_num(values, copy=not values.flags.writeable)

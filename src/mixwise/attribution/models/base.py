@@ -197,13 +197,14 @@ def token_credits(
 
 def normalise_per_owner(raw: FloatArray, owner: IntArray, n_owners: int) -> FloatArray:
     """Scale ``raw`` so it sums to 1 within each owner; owners summing to 0 get equal shares."""
-    total = np.bincount(owner, weights=raw, minlength=n_owners)
+    total = np.bincount(owner, weights=raw, minlength=n_owners).astype(float)  # int if empty
     count = np.bincount(owner, minlength=n_owners).astype(float)
-    zero = total[owner] <= 0
-    out = np.empty_like(raw)
-    out[~zero] = raw[~zero] / total[owner][~zero]
-    out[zero] = 1.0 / count[owner][zero]
-    return out
+    positive = total > 0
+    # Per owner first (one entry each), then one gather per token array: no boolean masks
+    # over the tokens (at 10M journeys, millions of entries).
+    scale = np.divide(1.0, total, out=np.zeros_like(total), where=positive)
+    even = np.divide(1.0, count, out=np.zeros_like(count), where=~positive & (count > 0))
+    return raw * scale[owner] + even[owner]
 
 
 def validate_paths(paths: PathSet) -> None:

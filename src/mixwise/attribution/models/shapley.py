@@ -176,7 +176,7 @@ class _Coalitions:
 
 
 def _rate(num: FloatArray, den: FloatArray) -> FloatArray:
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    return np.divide(num, den, out=np.zeros(np.shape(num)), where=den > 0)
 
 
 def _distinct_touches(paths: PathSet) -> tuple[IntArray, IntArray, IntArray, IntArray]:
