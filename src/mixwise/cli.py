@@ -512,6 +512,156 @@ def _serve(
 
 
 @main.group()
+def mmm() -> None:
+    """Bayesian marketing mix model: fit, then read ROI with intervals."""
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
+@mmm.command("fit")
+@workspace_option
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Wide file (CSV, TSV, Parquet, Excel): one row per period, one spend column per "
+    "channel. Without it, the workspace's media, outcomes and controls.",
+)
+@click.option("--date", "date_column", default="date", show_default=True, help="Date column.")
+@click.option("--kpi", default="revenue", show_default=True, help="KPI column (revenue, …).")
+@click.option("--channels", default=None, help="Spend columns or channels, comma-separated.")
+@click.option("--controls", default=None, help="Control columns or names, comma-separated.")
+@click.option(
+    "--frequency",
+    type=click.Choice(["D", "W"]),
+    default=None,
+    help="Daily or weekly periods (default: from the dates; weekly for a workspace).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["nuts", "map"]),
+    default="nuts",
+    show_default=True,
+    help="nuts: full posterior; map: fast mode (mode + Laplace), not for the optimizer.",
+)
+@click.option("--chains", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--draws", default=1000, show_default=True, type=click.IntRange(10))
+@click.option("--warmup", default=1000, show_default=True, type=click.IntRange(10))
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--holdout",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Last periods left out of the fit (time-ordered holdout).",
+)
+@json_option
+def mmm_fit(
+    workspace_dir: Path | None,
+    csv_file: Path | None,
+    date_column: str,
+    kpi: str,
+    channels: str | None,
+    controls: str | None,
+    frequency: str | None,
+    method: str,
+    chains: int,
+    draws: int,
+    warmup: int,
+    seed: int,
+    holdout: int,
+    as_json: bool,
+) -> None:
+    """Fit the marketing mix model; print ROI, marginal ROI and contribution per channel
+    with 90 % intervals, the diagnostics and the verdict.
+
+    \b
+    Examples:
+      mixwise mmm fit --csv weekly.csv --date date --kpi revenue --channels tv,search,social
+      mixwise mmm fit --csv robyn.csv --date DATE --kpi revenue --channels tv_S,ooh_S --json
+      mixwise mmm fit -w mixwise-demo --channels tv,social,display --method map
+    """
+    from mixwise.mmm.data import MMMData, MMMDataError
+
+    try:
+        if csv_file is not None:
+            if not channels:
+                raise click.UsageError("--channels is required with --csv")
+            data = MMMData.from_wide_csv(
+                csv_file,
+                date=date_column,
+                kpi=kpi,
+                channels=_names(channels),
+                controls=_names(controls),
+                frequency=frequency,  # type: ignore[arg-type]
+            )
+        else:
+            with _open_workspace(workspace_dir) as ws:
+                data = MMMData.from_workspace(
+                    ws,
+                    kpi=kpi,
+                    channels=_names(channels) or None,
+                    controls=_names(controls) if controls is not None else None,
+                    frequency=frequency or "W",  # type: ignore[arg-type]
+                )
+    except MMMDataError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    from mixwise.mmm.fit import MMM
+
+    model = MMM(
+        method=method,  # type: ignore[arg-type]
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        holdout=holdout,
+        progress=not as_json,
+    )
+    try:
+        model.fit(data)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    summary = model.summary()
+    if as_json:
+        _emit(summary)
+        return
+    _print_mmm(summary)
+    if not model.verdict_.usable:
+        sys.exit(2)
+
+
+def _print_mmm(summary: dict[str, Any]) -> None:
+    d = summary["data"]
+    click.echo(
+        f"{d['periods']} periods ({d['frequency']}) {d['start']} … {d['end']}, KPI {d['kpi']}"
+        f"{' in ' + d['currency'] if d['currency'] else ''}; method {summary['method']}"
+    )
+    diag = summary["diagnostics"]
+    if diag:
+        click.echo(
+            f"R-hat max {diag['max_rhat']:.3f} ({diag['worst']}), ESS min {diag['min_ess']:.0f}, "
+            f"divergences {diag['divergences']} ({diag['chains']} chains × {diag['draws']} draws)"
+        )
+    click.echo(f"verdict: {summary['verdict']['message']}")
+    click.echo(
+        f"{'channel':<20}{'ROI [90 % interval]':>28}{'marginal ROI':>22}{'contribution':>16}"
+    )
+    for name, roi in summary["roi"].items():
+        mroi = summary["marginal_roi"][name]
+        contrib = summary["contribution"][name]
+        click.echo(
+            f"{name:<20}{roi['mean']:>10.2f} [{roi['lower']:.2f}, {roi['upper']:.2f}]"
+            f"{'':>4}{mroi['mean']:>12.2f}{'':>10}{contrib['mean']:>16,.0f}"
+        )
+    for name, syn in summary["synergy"].items():
+        click.echo(f"synergy {name}: {syn['mean']:,.0f} [{syn['lower']:,.0f}, {syn['upper']:,.0f}]")
+
+
+@main.group()
 def user() -> None:
     """Manage local user accounts (roles: viewer < analyst < budget_owner < approver < admin)."""
 

@@ -1,0 +1,137 @@
+"""The baseline's design: trend, Fourier seasonality and holiday windows, per period.
+
+Everything here is plain NumPy on the period start dates of :class:`~mixwise.mmm.data.MMMData`
+(daily or weekly), so it can be checked by hand and rebuilt for future periods when the model
+predicts a plan:
+
+- **trend**: ``t`` = days since the first period / the fitted span, so 0 … 1 over the data and
+  > 1 after it;
+- **yearly seasonality**: Fourier pairs ``sin(2πk d/365.25), cos(2πk d/365.25)`` for
+  ``k = 1 … order`` with ``d`` the day of the period's middle since a fixed epoch (so the
+  same calendar day gets the same value in every year and in forecasts); weekly seasonality
+  (period 7 days) only for daily data;
+- **holidays**: for each holiday name, the share of the period's days that fall in its window
+  (``before`` days before to ``after`` days after the day, as in the simulator's effects):
+  a weekly period that holds the whole Double 11 ramp gets 1, a week with two of its days
+  2/7.
+
+Holidays come from :func:`mixwise.simulate.holidays.holiday_calendar` (Spring Festival, 618,
+Double 11, Black Friday) plus user events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mixwise.simulate.holidays import BUILTIN_HOLIDAYS, DateLike, holiday_calendar
+
+FloatArray = npt.NDArray[np.float64]
+
+# Window (days before, days after) of each built-in holiday's effect: the shopping festivals
+# ramp up before the day (618 and Double 11 pre-sales), Spring Festival depresses the week after.
+HOLIDAY_WINDOWS: dict[str, tuple[int, int]] = {
+    "spring_festival": (3, 7),
+    "618": (7, 1),
+    "double_11": (10, 1),
+    "black_friday": (3, 3),
+}
+DEFAULT_WINDOW = (1, 1)
+_EPOCH = pd.Timestamp("2000-01-01")
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """What the baseline contains (serialised with a model run)."""
+
+    yearly_order: int = 2
+    weekly_order: int = 3  # daily data only
+    holidays: tuple[str, ...] = BUILTIN_HOLIDAYS
+    events: tuple[tuple[str, str], ...] = ()  # (date ISO, name) user events
+    windows: Mapping[str, tuple[int, int]] = field(default_factory=lambda: dict(HOLIDAY_WINDOWS))
+
+    def __post_init__(self) -> None:
+        if self.yearly_order < 0 or self.weekly_order < 0:
+            raise ValueError("Fourier orders must be >= 0")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The design matrices of one set of periods."""
+
+    trend: FloatArray  # (T,)
+    seasonality: FloatArray  # (T, S)
+    seasonality_names: tuple[str, ...]
+    holidays: FloatArray  # (T, H)
+    holiday_names: tuple[str, ...]
+
+
+def baseline_design(
+    dates: pd.DatetimeIndex,
+    period_days: int,
+    spec: BaselineSpec,
+    *,
+    origin: pd.Timestamp | None = None,
+    span_days: float | None = None,
+) -> Baseline:
+    """The baseline features of the periods starting at ``dates``.
+
+    ``origin`` and ``span_days`` fix the trend's scale (the fitted data's first date and span)
+    so that future periods continue it; by default they come from ``dates``.
+    """
+    if len(dates) == 0:
+        raise ValueError("no periods")
+    start = origin if origin is not None else dates[0]
+    days = np.asarray((dates - start).days, dtype=np.float64)
+    span = span_days if span_days is not None else max(float(days[-1]) + period_days, 1.0)
+    trend = days / span
+
+    middle = np.asarray((dates - _EPOCH).days, dtype=np.float64) + (period_days - 1) / 2.0
+    columns: list[FloatArray] = []
+    names: list[str] = []
+    for k in range(1, spec.yearly_order + 1):
+        angle = 2 * np.pi * k * middle / 365.25
+        columns += [np.sin(angle), np.cos(angle)]
+        names += [f"yearly_sin_{k}", f"yearly_cos_{k}"]
+    if period_days == 1:
+        for k in range(1, spec.weekly_order + 1):
+            angle = 2 * np.pi * k * middle / 7.0
+            columns += [np.sin(angle), np.cos(angle)]
+            names += [f"weekly_sin_{k}", f"weekly_cos_{k}"]
+    seasonality = np.column_stack(columns) if columns else np.zeros((len(dates), 0))
+
+    holidays, holiday_names = _holiday_shares(dates, period_days, spec)
+    return Baseline(trend, seasonality, tuple(names), holidays, holiday_names)
+
+
+def _holiday_shares(
+    dates: pd.DatetimeIndex, period_days: int, spec: BaselineSpec
+) -> tuple[FloatArray, tuple[str, ...]]:
+    first = dates[0].date() - dt.timedelta(days=30)
+    last = dates[-1].date() + dt.timedelta(days=period_days + 30)
+    calendar = holiday_calendar(first, last, include=spec.holidays, extra=list(spec.events))
+    names = tuple(dict.fromkeys([*spec.holidays, *(n for _, n in spec.events)]))
+    period_start = np.asarray((dates - _EPOCH).days, dtype=np.int64)
+    shares = np.zeros((len(dates), len(names)))
+    for day, name in zip(calendar["date"], calendar["holiday"], strict=True):
+        before, after = spec.windows.get(name, DEFAULT_WINDOW)
+        center = (pd.Timestamp(day) - _EPOCH).days
+        window = np.arange(center - before, center + after + 1)
+        # Which period each window day falls in (periods are contiguous, period_days long).
+        index = (window - period_start[0]) // period_days
+        inside = (index >= 0) & (index < len(dates))
+        np.add.at(shares[:, names.index(name)], index[inside], 1.0 / period_days)
+    # A holiday that never falls in the data cannot be estimated.
+    keep: npt.NDArray[np.bool_] = np.asarray(shares.sum(axis=0) > 0)
+    kept = [n for i, n in enumerate(names) if bool(keep[i])]
+    return shares[:, keep], tuple(kept)
+
+
+def event_pairs(events: Iterable[tuple[DateLike, str]]) -> tuple[tuple[str, str], ...]:
+    """User events as ``(ISO date, name)`` pairs (the serialisable form)."""
+    return tuple((pd.Timestamp(d).date().isoformat(), str(n)) for d, n in events)

@@ -1,0 +1,45 @@
+"""The baseline's design: holiday windows, trend and seasonality, checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixwise.mmm.features import BaselineSpec, baseline_design
+
+
+def test_double_11_window_spreads_over_the_weeks_it_touches() -> None:
+    # Double 11 2024 ramps from Nov 1 (10 days before) to Nov 12 (1 day after).
+    dates = pd.date_range("2024-10-21", periods=5, freq="7D")  # Mondays
+    base = baseline_design(dates, 7, BaselineSpec(holidays=("double_11",)))
+    assert base.holiday_names == ("double_11",)
+    # Oct 28 – Nov 3 holds Nov 1–3; Nov 4–10 all of it; Nov 11–17 holds Nov 11–12.
+    np.testing.assert_allclose(base.holidays[:, 0], [0, 3 / 7, 1, 2 / 7, 0])
+
+
+def test_user_events_and_holidays_outside_the_data() -> None:
+    dates = pd.date_range("2024-03-04", periods=8, freq="7D")
+    spec = BaselineSpec(events=(("2024-03-20", "store_opening"),))
+    base = baseline_design(dates, 7, spec)
+    # No built-in holiday falls in March–April 2024: only the event is kept (window ±1 day).
+    assert base.holiday_names == ("store_opening",)
+    assert base.holidays.sum() * 7 == pytest.approx(3)
+    assert base.holidays[2, 0] == pytest.approx(3 / 7)  # Mar 18–24 holds Mar 19–21
+
+
+def test_trend_continues_into_the_future_and_weekly_terms_only_for_days() -> None:
+    weeks = pd.date_range("2024-01-01", periods=10, freq="7D")
+    fitted = baseline_design(weeks, 7, BaselineSpec(yearly_order=2))
+    assert fitted.trend[0] == 0 and fitted.trend[-1] == pytest.approx(63 / 70)
+    names = ("yearly_sin_1", "yearly_cos_1", "yearly_sin_2", "yearly_cos_2")
+    assert fitted.seasonality_names == names
+    future = pd.date_range("2024-03-11", periods=2, freq="7D")
+    ahead = baseline_design(future, 7, BaselineSpec(), origin=weeks[0], span_days=70)
+    assert ahead.trend.tolist() == pytest.approx([70 / 70, 77 / 70])
+    days = pd.date_range("2024-01-01", periods=21, freq="D")
+    daily = baseline_design(days, 1, BaselineSpec(yearly_order=1, weekly_order=2))
+    assert daily.seasonality.shape == (21, 2 + 4)
+    # The weekly terms repeat every 7 days; the yearly ones do not.
+    np.testing.assert_allclose(daily.seasonality[7:, 2:], daily.seasonality[:-7, 2:], atol=1e-9)
+    assert not np.allclose(daily.seasonality[7:, :2], daily.seasonality[:-7, :2])

@@ -1,0 +1,142 @@
+"""Fitting the marketing mix model: verdicts, configuration errors, the CLI, recovery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mixwise.cli import main
+from mixwise.mmm.data import MMMData
+from mixwise.mmm.fit import MMM, Diagnostics, LiftTest
+
+
+def _hill(x: np.ndarray, half: float) -> np.ndarray:
+    return x / (x + half)
+
+
+def _weekly(periods: int = 104, seed: int = 0) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Two channels with known saturating effects (no carry-over) on a flat baseline."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2023-01-02", periods=periods, freq="7D")
+    x = rng.gamma(2.0, 50.0, size=(periods, 2)) * np.array([1.0, 2.0])
+    effect_a, effect_b = 300 * _hill(x[:, 0], 100), 400 * _hill(x[:, 1], 200)
+    y = 1000 + effect_a + effect_b + rng.normal(0, 20, periods)
+    frame = pd.DataFrame({"date": dates, "revenue": y, "a": x[:, 0], "b": x[:, 1]})
+    roi = {"a": effect_a.sum() / x[:, 0].sum(), "b": effect_b.sum() / x[:, 1].sum()}
+    return frame, roi
+
+
+def _data(frame: pd.DataFrame) -> MMMData:
+    return MMMData.from_frame(frame, date="date", kpi="revenue", channels=["a", "b"])
+
+
+def test_verdict_names_what_failed() -> None:
+    model = MMM()
+    good = Diagnostics(max_rhat=1.004, min_ess=812, divergences=0, draws=1000, chains=4, worst="x")
+    assert model._verdict(good).usable
+    bad = Diagnostics(max_rhat=1.2, min_ess=35, divergences=3, draws=100, chains=2, worst="roi")
+    verdict = model._verdict(bad)
+    assert not verdict.usable
+    assert verdict.message.startswith("do not use: chains did not converge (R-hat 1.200")
+    assert "on roi" in verdict.message and "35 < 400" in verdict.message
+    assert "3 divergent transitions" in verdict.message and "try more warmup" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"synergies": [("a", "zz")]}, "unknown channel 'zz'"),
+        ({"synergies": [("a", "a")]}, "two channels"),
+        ({"roi_prior": {"tv": (2.0, 0.5)}}, "unknown channels: ['tv']"),
+        ({"lift_tests": [LiftTest("a", "2030-01-01", "2030-02-01", 100, 10)]}, "covers no period"),
+        ({"holdout": 80}, "holdout must be"),
+    ],
+)
+def test_configuration_errors_are_named_before_sampling(options: dict, message: str) -> None:
+    frame, _ = _weekly()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        MMM(progress=False, **options).fit(_data(frame))
+
+
+def test_lift_test_needs_a_positive_standard_error() -> None:
+    with pytest.raises(ValueError, match="se must be > 0"):
+        LiftTest("a", "2023-01-02", "2023-03-27", 1000.0, 0.0)
+
+
+def test_cli_rejects_a_bad_file_by_row_and_column(tmp_path: Path) -> None:
+    frame, _ = _weekly(periods=60)
+    frame.loc[16, "b"] = -5.0  # data row 17
+    path = tmp_path / "weekly.csv"
+    frame.to_csv(path, index=False)
+    result = CliRunner().invoke(
+        main, ["mmm", "fit", "--csv", str(path), "--channels", "a,b", "--json"]
+    )
+    assert result.exit_code == 1
+    assert "row 17" in result.output and "'b'" in result.output and "≥ 0" in result.output
+
+
+def test_a_short_fit_does_not_converge_and_says_do_not_use(tmp_path: Path) -> None:
+    """Ten warm-up steps cannot converge: the CLI still prints every estimate with its
+    interval, and the verdict says not to use them."""
+    frame, _ = _weekly(periods=60)
+    path = tmp_path / "weekly.csv"
+    frame.to_csv(path, index=False)
+    args = ["mmm", "fit", "--csv", str(path), "--channels", "a,b", "--json"]
+    args += ["--chains", "2", "--draws", "15", "--warmup", "10"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["verdict"]["usable"] is False
+    assert out["verdict"]["message"].startswith("do not use:")
+    assert out["diagnostics"]["max_rhat"] > 1.01
+    assert set(out["roi"]) == {"a", "b"}
+    for row in out["roi"].values():
+        assert row["lower"] <= row["median"] <= row["upper"]
+    assert out["data"] == {
+        "source": str(path),
+        "periods": 60,
+        "frequency": "W",
+        "start": "2023-01-02",
+        "end": str((pd.Timestamp("2023-01-02") + pd.Timedelta(weeks=59)).date()),
+        "kpi": "revenue",
+        "currency": None,
+    }
+
+
+@pytest.mark.slow
+def test_recovers_the_true_roi_of_model_generated_data() -> None:
+    frame, roi = _weekly()
+    model = MMM(chains=2, draws=500, warmup=500, progress=False).fit(_data(frame))
+    assert model.diagnostics_ is not None and model.diagnostics_.max_rhat < 1.05
+    for channel, true in roi.items():
+        row = model.roi_.loc[channel]
+        assert row["lower"] <= true <= row["upper"], (channel, true, row.to_dict())
+        assert abs(row["mean"] / true - 1) < 0.15
+    # Contributions add up: baseline + channels ≈ the KPI on average.
+    parts = model.contributions()
+    fitted = parts[["baseline", "a", "b"]].sum(axis=1)
+    assert abs(fitted.mean() / parts["kpi"].mean() - 1) < 0.02
+
+
+@pytest.mark.slow
+def test_a_lift_test_moves_roi_toward_truth_and_narrows_it() -> None:
+    frame, roi = _weekly(periods=80, seed=3)
+    data = _data(frame)
+    plain = MMM(chains=2, draws=400, warmup=400, progress=False).fit(data)
+    # A precise experiment on channel a over the first half of the data.
+    start, end = data.dates[0], data.dates[39]
+    x = frame["a"].to_numpy()[:40]
+    measured = float((300 * _hill(x, 100)).sum())
+    test = LiftTest("a", str(start.date()), str(end.date()), measured, 0.03 * measured)
+    calibrated = MMM(chains=2, draws=400, warmup=400, progress=False, lift_tests=[test]).fit(data)
+    width = lambda m: m.roi_.loc["a", "upper"] - m.roi_.loc["a", "lower"]  # noqa: E731
+    assert width(calibrated) < width(plain)
+    assert (
+        abs(calibrated.roi_.loc["a", "mean"] - roi["a"])
+        <= abs(plain.roi_.loc["a", "mean"] - roi["a"]) + 0.02 * roi["a"]
+    )
