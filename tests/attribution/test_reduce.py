@@ -282,3 +282,21 @@ def test_paths_too_long_for_an_integer_key_merge_in_the_engine_alike(
     monkeypatch.setattr(reduce_module, "_key_digits", lambda base: digits)
     monkeypatch.setattr(reduce_module, "PARTITION_TOUCHES", 150)  # parts repeat paths
     _same(reduce(workspace), whole)
+
+
+def test_parts_bounded_by_ids_with_quotes(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part bounds are journey ids put into SQL: quotes in them are escaped."""
+    import mixwise.attribution.reduce as reduce_module
+
+    _random_journeys(workspace, 6)
+    quoted = Workspace.init(tmp_path / "quoted")
+    for kind, column in (("touchpoints", "journey_id"), ("conversions", "journey_id")):
+        frame = workspace.table(kind)
+        frame[column] = frame[column].str.replace("j", "o'j", regex=False)
+        assert quoted.ingest(kind, frame).ok
+    whole = reduce(quoted)
+    monkeypatch.setattr(reduce_module, "_SAMPLE_ROWS", 10_000)  # every id can be a bound
+    monkeypatch.setattr(reduce_module, "PARTITION_TOUCHES", 60)
+    _same(reduce(quoted), whole)
