@@ -558,6 +558,12 @@ def _names(text: str | None) -> list[str]:
     type=click.IntRange(0),
     help="Last periods left out of the fit (time-ordered holdout).",
 )
+@click.option(
+    "--save/--no-save",
+    default=None,
+    help="Store the fitted run in the workspace (default: yes when fitting the workspace's "
+    "data, no with --csv).",
+)
 @json_option
 def mmm_fit(
     workspace_dir: Path | None,
@@ -573,6 +579,7 @@ def mmm_fit(
     warmup: int,
     seed: int,
     holdout: int,
+    save: bool | None,
     as_json: bool,
 ) -> None:
     """Fit the marketing mix model; print ROI, marginal ROI and contribution per channel
@@ -626,12 +633,55 @@ def mmm_fit(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     summary = model.summary()
+    if save if save is not None else csv_file is None:
+        from mixwise.mmm.runs import save_run
+
+        with _open_workspace(workspace_dir) as ws:
+            summary["run"] = save_run(ws, model)
     if as_json:
         _emit(summary)
         return
     _print_mmm(summary)
+    if "run" in summary:
+        click.echo(f"saved as run {summary['run']} (mixwise mmm show {summary['run']})")
     if not model.verdict_.usable:
         sys.exit(2)
+
+
+@mmm.command("show")
+@click.argument("run", required=False, type=int)
+@workspace_option
+@json_option
+def mmm_show(run: int | None, workspace_dir: Path | None, as_json: bool) -> None:
+    """List the stored MMM runs and show one (the latest without RUN): its data range,
+    settings, verdict, and ROI, marginal ROI and contribution with intervals.
+
+    \b
+    Examples:
+      mixwise mmm show
+      mixwise mmm show 3 --json
+    """
+    from mixwise.mmm.runs import RunNotFound, list_runs, show_run
+
+    with _open_workspace(workspace_dir) as ws:
+        try:
+            info, summary = show_run(ws, run)
+        except RunNotFound as exc:
+            raise click.ClickException(str(exc)) from exc
+        runs = list_runs(ws)
+    if as_json:
+        _emit({"run": info.as_dict(), "summary": summary, "runs": [r.as_dict() for r in runs]})
+        return
+    click.echo(f"{'run':>4}  {'created':<20}{'data':<25}{'method':<7}verdict")
+    for r in runs:
+        mark = "*" if r.id == info.id else " "
+        click.echo(
+            f"{mark}{r.id:>3}  {r.created_at[:19]:<20}{r.data_start + ' … ' + r.data_end:<25}"
+            f"{r.method:<7}{'usable' if r.usable else 'do not use'}"
+        )
+    click.echo("")
+    click.echo(f"run {info.id}:")
+    _print_mmm(summary)
 
 
 def _print_mmm(summary: dict[str, Any]) -> None:

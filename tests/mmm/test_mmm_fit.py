@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from mixwise.cli import main
+from mixwise.config import Settings
 from mixwise.mmm.data import MMMData
 from mixwise.mmm.fit import MMM, Diagnostics, LiftTest
+from mixwise.mmm.runs import load_model
+from mixwise.workspace import Workspace
 
 
 def _hill(x: np.ndarray, half: float) -> np.ndarray:
@@ -80,17 +83,44 @@ def test_cli_rejects_a_bad_file_by_row_and_column(tmp_path: Path) -> None:
     assert "row 17" in result.output and "'b'" in result.output and "≥ 0" in result.output
 
 
-def test_a_short_fit_does_not_converge_and_says_do_not_use(tmp_path: Path) -> None:
+def test_a_short_fit_does_not_converge_says_do_not_use_and_is_stored(
+    tmp_path: Path, state_url: str | None
+) -> None:
     """Ten warm-up steps cannot converge: the CLI still prints every estimate with its
-    interval, and the verdict says not to use them."""
+    interval, and the verdict says not to use them. The run is stored, listed, shown and
+    reloaded with the same estimates."""
     frame, _ = _weekly(periods=60)
     path = tmp_path / "weekly.csv"
     frame.to_csv(path, index=False)
-    args = ["mmm", "fit", "--csv", str(path), "--channels", "a,b", "--json"]
-    args += ["--chains", "2", "--draws", "15", "--warmup", "10"]
-    result = CliRunner().invoke(main, args)
+    settings = Settings(home=tmp_path / "ws", database_url=state_url)
+    env = {"MIXWISE_HOME": str(settings.home)}
+    if state_url:
+        env["MIXWISE_DATABASE_URL"] = state_url
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=env)
+
+    assert cli("init").exit_code == 0
+    args = ["mmm", "fit", "--csv", str(path), "--channels", "a,b", "--json", "--save"]
+    result = cli(*args, "--chains", "2", "--draws", "15", "--warmup", "10")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
+    assert out["run"] == 1
+    shown = cli("mmm", "show", "--json")
+    assert shown.exit_code == 0, shown.output
+    stored = json.loads(shown.output)
+    assert stored["run"]["id"] == 1 and stored["run"]["usable"] is False
+    assert stored["summary"]["roi"] == out["roi"]
+    assert [r["id"] for r in stored["runs"]] == [1]
+    missing = cli("mmm", "show", "7")
+    assert missing.exit_code == 1 and "no MMM run 7" in missing.output
+    with Workspace.open(settings.home, settings) as ws:
+        model = load_model(ws)
+    assert model.run_id_ == 1 and not model.verdict_.usable
+    np.testing.assert_allclose(
+        model.roi_["mean"].to_numpy(), [out["roi"][c]["mean"] for c in ("a", "b")], rtol=1e-6
+    )
+    assert model.contributions().shape == (60, 5)
     assert out["verdict"]["usable"] is False
     assert out["verdict"]["message"].startswith("do not use:")
     assert out["diagnostics"]["max_rhat"] > 1.01

@@ -108,6 +108,7 @@ class MMM:
         from mixwise.mmm.model import media_model
 
         self.data_ = data
+        self.run_id_: int | None = None  # set when stored or reloaded (mmm/runs.py)
         self.adstock_: Adstock = get_adstock(self.adstock, **self.adstock_options)
         self.saturation_: Saturation = get_saturation(self.saturation)
         inputs, kpi = self._inputs(data)

@@ -82,6 +82,29 @@ class ImportRun(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ModelRun(Base):
+    """A fitted model stored in the workspace: what it was fitted on and with, its verdict and
+    summary (estimates with intervals); the posterior itself is a file in ``runs/``."""
+
+    __tablename__ = "model_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # "mmm"
+    method: Mapped[str] = mapped_column(String(16))
+    usable: Mapped[bool] = mapped_column()
+    verdict: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(500))
+    data_start: Mapped[str] = mapped_column(String(10))
+    data_end: Mapped[str] = mapped_column(String(10))
+    frequency: Mapped[str] = mapped_column(String(4))
+    periods: Mapped[int] = mapped_column()
+    settings: Mapped[dict[str, Any]] = mapped_column()
+    summary: Mapped[dict[str, Any]] = mapped_column()
+    artifact: Mapped[str] = mapped_column(String(500))  # relative to the workspace
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_log"
 
