@@ -300,3 +300,33 @@ def test_parts_bounded_by_ids_with_quotes(
     monkeypatch.setattr(reduce_module, "_SAMPLE_ROWS", 10_000)  # every id can be a bound
     monkeypatch.setattr(reduce_module, "PARTITION_TOUCHES", 60)
     _same(reduce(quoted), whole)
+
+
+def test_many_tokens_in_parts(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond 64 tokens the codes come from a joined table instead of a list lookup; in parts
+    too the reduction equals the one-part one."""
+    import mixwise.attribution.reduce as reduce_module
+
+    rng = np.random.default_rng(8)
+    n = 400
+    tp = pd.DataFrame(
+        {
+            "journey_id": [f"j{i}" for i in rng.integers(0, 90, n)],
+            "timestamp": pd.Timestamp("2024-03-01", tz="UTC")
+            + pd.to_timedelta(rng.permutation(n), unit="h"),
+            "channel": [f"c{k:02d}" for k in rng.integers(0, 70, n)],
+        }
+    )
+    conv = pd.DataFrame(
+        {
+            "journey_id": [f"j{i}" for i in range(0, 90, 2)],
+            "timestamp": pd.Timestamp("2024-06-01", tz="UTC"),
+            "value": 10.0,
+        }
+    )
+    assert workspace.ingest("touchpoints", tp).ok and workspace.ingest("conversions", conv).ok
+    whole = reduce(workspace)
+    assert len(whole.paths.channels) > 64
+    monkeypatch.setattr(reduce_module, "_SAMPLE_ROWS", 10_000)
+    monkeypatch.setattr(reduce_module, "PARTITION_TOUCHES", 50)
+    _same(reduce(workspace), whole)

@@ -59,6 +59,7 @@ from typing import Any, Literal
 
 import ibis
 import ibis.expr.datatypes as dt_
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import numpy as np
 import numpy.typing as npt
@@ -592,15 +593,7 @@ def _simple_parts(
     bounds = list(_partitions(touchpoints, vocab.touches))
     backend = touchpoints._find_backend()
     if len(bounds) == 1 or backend.name != "duckdb":
-        for lo, hi in bounds:
-            query = _simple_query(
-                _in_range(touchpoints, lo, hi),
-                _in_range(conversions, lo, hi),
-                marks,
-                options,
-                vocab,
-            )
-            yield _split_simple(query.to_pyarrow())
+        yield from _ibis_parts(touchpoints, conversions, marks, options, vocab, bounds)
         return
     templates: dict[bool, str] = {}
     for lo, hi in bounds:
@@ -614,11 +607,32 @@ def _simple_parts(
                 options,
                 vocab,
             )
+            if query.op().find(ops.InMemoryTable):
+                # Ibis registers in-memory tables (token codes beyond 64 tokens) when it runs
+                # an expression; raw SQL would not find them.
+                yield from _ibis_parts(touchpoints, conversions, marks, options, vocab, bounds)
+                return
             templates[bounded] = str(ibis.to_sql(query, dialect="duckdb"))
         sql = templates[bounded].replace(f"'{_LO}'", _quoted(lo or ""))
         if hi is not None:
             sql = sql.replace(f"'{_HI}'", _quoted(hi))
         yield _split_simple(backend.con.sql(sql).to_arrow_table())  # type: ignore[attr-defined]
+
+
+def _ibis_parts(
+    touchpoints: ir.Table,
+    conversions: ir.Table,
+    marks: ir.Table | None,
+    options: JourneyOptions,
+    vocab: _Vocab,
+    bounds: list[tuple[str | None, str | None]],
+) -> Iterator[tuple[pa.Table, pa.Table, pa.Array]]:
+    """Each part as an Ibis expression of its own (any backend)."""
+    for lo, hi in bounds:
+        query = _simple_query(
+            _in_range(touchpoints, lo, hi), _in_range(conversions, lo, hi), marks, options, vocab
+        )
+        yield _split_simple(query.to_pyarrow())
 
 
 def _quoted(text: str) -> str:
