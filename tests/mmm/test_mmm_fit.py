@@ -170,3 +170,17 @@ def test_a_lift_test_moves_roi_toward_truth_and_narrows_it() -> None:
         abs(calibrated.roi_.loc["a", "mean"] - roi["a"])
         <= abs(plain.roi_.loc["a", "mean"] - roi["a"]) + 0.02 * roi["a"]
     )
+
+
+@pytest.mark.slow
+def test_fast_mode_is_labelled_and_never_usable() -> None:
+    frame, roi = _weekly(periods=80, seed=4)
+    model = MMM(method="map", draws=300, synergies=[("a", "b")], progress=False)
+    model.fit(_data(frame))
+    assert model.diagnostics_ is None
+    assert not model.verdict_.usable and model.verdict_.message.startswith("fast mode")
+    assert list(model.synergy_.index) == ["a × b"]
+    for channel, true in roi.items():
+        row = model.roi_.loc[channel]
+        assert row["lower"] < row["median"] < row["upper"]
+        assert abs(row["mean"] / true - 1) < 0.5  # a mode and a Laplace approximation
