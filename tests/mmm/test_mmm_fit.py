@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
+from mixwise.accounts import create_user
 from mixwise.cli import main
 from mixwise.config import Settings
 from mixwise.mmm.data import MMMData
 from mixwise.mmm.fit import MMM, Diagnostics, LiftTest
 from mixwise.mmm.runs import load_model
+from mixwise.web import create_app
 from mixwise.workspace import Workspace
 
 
@@ -116,11 +120,24 @@ def test_a_short_fit_does_not_converge_says_do_not_use_and_is_stored(
     assert missing.exit_code == 1 and "no MMM run 7" in missing.output
     with Workspace.open(settings.home, settings) as ws:
         model = load_model(ws)
-    assert model.run_id_ == 1 and not model.verdict_.usable
-    np.testing.assert_allclose(
-        model.roi_["mean"].to_numpy(), [out["roi"][c]["mean"] for c in ("a", "b")], rtol=1e-6
-    )
-    assert model.contributions().shape == (60, 5)
+        assert model.run_id_ == 1 and not model.verdict_.usable
+        np.testing.assert_allclose(
+            model.roi_["mean"].to_numpy(), [out["roi"][c]["mean"] for c in ("a", "b")], rtol=1e-6
+        )
+        assert model.contributions().shape == (60, 5)
+        # The same run through the REST API.
+        with ws.state.session() as s:
+            create_user(s, "viewer", "viewer-password-1", "viewer")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Starlette's test client prefers httpx2
+            from fastapi.testclient import TestClient
+        token = base64.b64encode(b"viewer:viewer-password-1").decode()
+        client = TestClient(create_app(ws), headers={"Authorization": f"Basic {token}"})
+        runs = client.get("/api/v1/mmm/runs").json()
+        assert [r["id"] for r in runs] == [1] and runs[0]["channels"] == ["a", "b"]
+        one = client.get("/api/v1/mmm/runs/1").json()
+        assert one["summary"]["roi"] == out["roi"] and one["run"]["verdict"].startswith("do not")
+        assert client.get("/api/v1/mmm/runs/9").status_code == 404
     assert out["verdict"]["usable"] is False
     assert out["verdict"]["message"].startswith("do not use:")
     assert out["diagnostics"]["max_rhat"] > 1.01

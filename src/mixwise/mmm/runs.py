@@ -112,7 +112,7 @@ def save_run(ws: Workspace, model: MMM, *, user_id: int | None = None) -> int:
                 frequency=data.frequency,
                 periods=data.n_periods,
                 settings=settings_of(model),
-                summary=json.loads(json.dumps(summary, default=str)),
+                summary=_json_safe(json.loads(json.dumps(summary, default=str))),
                 artifact="",
                 user_id=user_id,
             )
@@ -129,6 +129,17 @@ def save_run(ws: Workspace, model: MMM, *, user_id: int | None = None) -> int:
         raise
     model.run_id_ = run_id
     return run_id
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as None: strict JSON (PostgreSQL's JSON refuses NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _info(row: ModelRun) -> RunInfo:

@@ -166,6 +166,36 @@ def attribution_result(
     return JSONResponse(attribution.json_safe(result.to_dict()))
 
 
+@router.get(
+    "/mmm/runs",
+    responses={200: {"description": "Stored MMM runs, newest first (`RunInfo.as_dict()`)"}},
+)
+def mmm_runs(user: CurrentUser, ws: WorkspaceDep) -> JSONResponse:
+    """The marketing mix model runs stored in the workspace."""
+    from mixwise.mmm.runs import list_runs
+
+    return JSONResponse([r.as_dict() for r in list_runs(ws)])
+
+
+@router.get(
+    "/mmm/runs/{run_id}",
+    responses={
+        200: {"description": "`{run, summary}`: the run and every estimate with its interval"},
+        404: {"description": "No such run"},
+    },
+)
+def mmm_run(run_id: int, user: CurrentUser, ws: WorkspaceDep) -> JSONResponse:
+    """One stored MMM run: data range, verdict, diagnostics, ROI, marginal ROI,
+    contribution and synergy with 90 % intervals."""
+    from mixwise.mmm.runs import RunNotFound, show_run
+
+    try:
+        info, summary = show_run(ws, run_id)
+    except RunNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return JSONResponse(attribution.json_safe({"run": info.as_dict(), "summary": summary}))
+
+
 @router.get("/users", response_model=list[UserPublic])
 def users(admin: AdminUser, ws: WorkspaceDep) -> list[UserPublic]:
     with ws.state.session() as s:
