@@ -28,13 +28,11 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _data import Dataset, prepare  # noqa: E402
+from _proc import rss_mb as _rss_mb  # noqa: E402
+from _proc import versions as _versions  # noqa: E402
 
 # Rule-based models + Markov order 1 + Shapley: the set the 10M target is about.
 TARGET_MODELS = (
@@ -289,16 +289,6 @@ def run_step(step: str, data: Dataset, work: Path, timeout: float) -> dict[str, 
     return result
 
 
-def _rss_mb(pid: int, field: str = "VmRSS") -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def shares(credits: dict[str, float], channels: list[str]) -> dict[str, float]:
     total = sum(max(credits.get(c, 0.0), 0.0) for c in channels) or 1.0
     return {c: max(credits.get(c, 0.0), 0.0) / total for c in channels}
@@ -446,8 +436,7 @@ def report(
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in (
+    return _versions(
         "mixwise",
         "duckdb",
         "ibis-framework",
@@ -457,12 +446,7 @@ def versions() -> dict[str, str]:
         "channelattribution",
         "marketing-attribution-models",
         "polars",
-    ):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

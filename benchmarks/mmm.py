@@ -1,0 +1,470 @@
+"""MMM benchmark: mixwise's Bayesian MMM against PyMC-Marketing on simulator data.
+
+The simulator's national daily tables (``MarketConfig``, 156 weeks, 5 or 8 channels, seed 3)
+are aggregated to Monday-start weeks and written once to a wide CSV under ``--data-dir``
+(``mmm-weekly-<k>ch-seed3.csv`` + ``.truth.json``, the true ROI per channel), so every tool
+reads the same file. Each step then runs in its own subprocess (wall time measured inside the
+step and around the process, peak memory = the child's VmHWM sampled every 50 ms):
+
+- ``mixwise``: ``MMMData.from_wide_csv`` → ``MMM(chains, draws, warmup).fit`` (NumPyro NUTS);
+- ``pymc_marketing``: PyMC-Marketing's ``MMM`` (geometric adstock, logistic saturation,
+  yearly seasonality 2, the same controls) with the same chains / draws / tune, run by a
+  standalone script (no mixwise import) with the interpreter of ``--peer-python``: a separate
+  virtual environment, since PyMC-Marketing pins its own pandas / numpy;
+- Meridian (Google) is not run: it needs TensorFlow + TensorFlow Probability (gigabytes).
+
+Per tool: max R-hat, min ESS (bulk), divergences, the ROI per channel (posterior mean and
+90 % interval: 5 % and 95 % quantiles) against the simulator's true ROI, and the mean absolute
+ROI error in % (mean over channels of ``|roi / true - 1|``). Output: a Markdown table on
+stdout and ``<data-dir>/mmm-report.md``, everything in ``<data-dir>/results-mmm.json``.
+
+    python benchmarks/mmm.py --quick           # 2 chains x 200 draws, a smoke test
+    python benchmarks/mmm.py                   # 4 chains x 1000 draws (+1000 warm-up)
+    python benchmarks/mmm.py --channels 8 --skip-peers
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _proc import rss_mb as _rss_mb  # noqa: E402
+from _proc import versions as _versions  # noqa: E402
+
+DEFAULT_PEER = Path("/tmp/peers-mmm/bin/python")
+SEED = 3
+WEEKS = 156
+CHANNELS_5 = ("tv", "nonbrand_search", "social", "display", "video")
+MEMORY_GUARD_MB = 12_000
+MERIDIAN_NOTE = (
+    "not run: google-meridian needs TensorFlow + TensorFlow Probability (several GB); "
+    "too large to install here"
+)
+
+
+# ---------------------------------------------------------------------------------- data
+def prepare(data_dir: Path, n_channels: int) -> tuple[Path, dict[str, Any]]:
+    """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta."""
+    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}.csv"
+    meta_path = csv.with_suffix(".truth.json")
+    if csv.exists() and meta_path.exists():
+        return csv, json.loads(meta_path.read_text())
+    import pandas as pd
+
+    from mixwise.simulate import MarketConfig, simulate_market
+    from mixwise.simulate.config import default_channels
+
+    chans = [c for c in default_channels() if n_channels == 8 or c.name in CHANNELS_5]
+    cfg = MarketConfig(days=WEEKS * 7, channels=tuple(chans), synergies=(), n_journeys=1000)
+    market = simulate_market(cfg, seed=SEED)
+    media = market.media.groupby(["date", "channel"]).spend.sum().unstack()
+    out = market.outcomes.groupby("date").revenue.sum()
+    ctrl = market.controls.groupby(["date", "name"]).value.mean().unstack()
+    daily = media.join(out).join(ctrl)
+    daily.index = pd.to_datetime(daily.index)
+    channels = [c.name for c in chans]
+    controls = list(ctrl.columns)
+    weekly = daily.resample("W-MON", label="left", closed="left")
+    days = weekly.size()
+    frame = weekly[[*channels, "revenue"]].sum().join(weekly[controls].mean())
+    frame = frame[days == 7]  # incomplete first / last weeks dropped
+    frame.index.name = "date"
+    frame = frame.reset_index()
+    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    frame[["date", "revenue", *channels, *controls]].to_csv(csv, index=False)
+    truth = market.truth.roi
+    meta = {
+        "channels": channels,
+        "controls": controls,
+        "weeks": len(frame),
+        "seed": SEED,
+        "true_roi": {str(k): float(v) for k, v in truth.items()},
+        "spend": {c: float(frame[c].sum()) for c in channels},
+        "revenue": float(frame["revenue"].sum()),
+    }
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return csv, meta
+
+
+# ------------------------------------------------------------------------------ steps (child)
+@contextlib.contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
+
+
+def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    with timed(timings, "import"):
+        from mixwise.mmm.data import MMMData
+        from mixwise.mmm.fit import MMM
+    with timed(timings, "load"):
+        data = MMMData.from_wide_csv(
+            cfg["csv"],
+            date="date",
+            kpi="revenue",
+            channels=cfg["channels"],
+            controls=cfg["controls"],
+        )
+    model = MMM(
+        chains=cfg["chains"],
+        draws=cfg["draws"],
+        warmup=cfg["warmup"],
+        seed=cfg["seed"],
+        progress=False,
+    )
+    with timed(timings, "fit"):
+        model.fit(data)
+    d = model.diagnostics_
+    roi = {
+        str(ch): {k: float(row[k]) for k in ("mean", "median", "lower", "upper")}
+        for ch, row in model.roi_.iterrows()
+    }
+    return {
+        "timings": timings,
+        "max_rhat": float(d.max_rhat),
+        "min_ess": float(d.min_ess),
+        "divergences": int(d.divergences),
+        "verdict": model.verdict_.message,
+        "roi": roi,
+    }
+
+
+# PyMC-Marketing, run with the peer interpreter: must not import mixwise.
+PEER_SCRIPT = r'''
+"""PyMC-Marketing MMM step of benchmarks/mmm.py (written there; do not edit)."""
+import json
+import os
+import sys
+import time
+
+cfg = json.loads(open(sys.argv[1]).read())
+timings = {}
+t = time.perf_counter()
+import arviz as az
+import numpy as np
+import pandas as pd
+from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
+
+timings["import"] = time.perf_counter() - t
+
+t = time.perf_counter()
+df = pd.read_csv(cfg["csv"], parse_dates=["date"])
+channels, controls = cfg["channels"], cfg["controls"]
+X = df[["date", *channels, *controls]]
+y = df["revenue"]
+timings["load"] = time.perf_counter() - t
+
+mmm = MMM(
+    adstock=GeometricAdstock(l_max=8),
+    saturation=LogisticSaturation(),
+    date_column="date",
+    target_column="revenue",
+    channel_columns=channels,
+    control_columns=controls or None,
+    yearly_seasonality=2,
+)
+t = time.perf_counter()
+mmm.build_model(X, y)
+mmm.add_original_scale_contribution_variable(var=["channel_contribution"])
+mmm.fit(
+    X,
+    y,
+    chains=cfg["chains"],
+    draws=cfg["draws"],
+    tune=cfg["warmup"],
+    cores=min(cfg["chains"], os.cpu_count() or 1),  # chains in parallel, as mixwise's
+    target_accept=0.9,  # mixwise's default too
+    random_seed=cfg["seed"],
+    progressbar=False,
+)
+timings["fit"] = time.perf_counter() - t
+
+t = time.perf_counter()
+posterior = mmm.idata["posterior"]
+# (chain, draw, date, channel), the target's units
+total = posterior["channel_contribution_original_scale"].sum("date")
+roi = {}
+for ch in channels:
+    spend = float(df[ch].sum())
+    draws = np.asarray(total.sel(channel=ch)).ravel() / spend
+    roi[ch] = {
+        "mean": float(draws.mean()),
+        "median": float(np.median(draws)),
+        "lower": float(np.quantile(draws, 0.05)),
+        "upper": float(np.quantile(draws, 0.95)),
+    }
+free = [v.name for v in mmm.model.free_RVs]
+rhat = az.rhat(mmm.idata, var_names=free)
+ess = az.ess(mmm.idata, var_names=free, method="bulk")
+max_rhat = max(float(rhat[v].max()) for v in free)
+min_ess = min(float(ess[v].min()) for v in free)
+divergences = int(mmm.idata["sample_stats"]["diverging"].sum())
+timings["roi"] = time.perf_counter() - t
+
+from importlib import metadata
+
+vers = {}
+for pkg in ("pymc-marketing", "pymc", "pytensor", "arviz", "pandas", "numpy"):
+    try:
+        vers[pkg] = metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        vers[pkg] = "not installed"
+vers["python"] = sys.version.split()[0]
+out = {
+    "timings": timings,
+    "max_rhat": max_rhat,
+    "min_ess": min_ess,
+    "divergences": divergences,
+    "roi": roi,
+    "versions": vers,
+}
+open(cfg["out"], "w").write(json.dumps(out))
+'''
+
+
+# --------------------------------------------------------------------------- parent side
+def run_step(cmd: list[str], out: Path, log: Path, timeout: float) -> dict[str, Any]:
+    """Run one step in a child process; add its wall time and peak RSS (MB)."""
+    out.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT)
+        peak, killed = 0.0, ""
+        while True:
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _rss_mb(proc.pid)
+            peak = max(peak, _rss_mb(proc.pid, "VmHWM"))
+            elapsed = time.perf_counter() - start
+            if not killed and (rss > MEMORY_GUARD_MB or elapsed > timeout):
+                killed = (
+                    f"stopped at {rss:.0f} MB"
+                    if rss > MEMORY_GUARD_MB
+                    else f"timeout {timeout:.0f} s"
+                )
+                os.kill(proc.pid, signal.SIGKILL)
+            time.sleep(0.05)
+    code = os.waitstatus_to_exitcode(status)
+    result: dict[str, Any] = {"process_wall": time.perf_counter() - start, "peak_mb": peak}
+    if code == 0 and out.exists():
+        result.update(json.loads(out.read_text()))
+    else:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        result["error"] = killed or f"exit code {code}: " + " | ".join(tail)
+    return result
+
+
+def peer_check(peer: Path | None) -> str | None:
+    """None when the peer interpreter imports PyMC-Marketing, else the reason to skip."""
+    if peer is None or not peer.exists():
+        return f"peer python not found ({peer}); see benchmarks/README.md for the venv"
+    proc = subprocess.run(
+        [str(peer), "-c", "import pymc_marketing.mmm"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return f"import pymc_marketing failed with {peer}: {last}"
+    return None
+
+
+def evaluate(res: dict[str, Any], true_roi: dict[str, float]) -> dict[str, Any]:
+    roi = res.get("roi")
+    if not roi:
+        return {}
+    err = {c: 100 * abs(roi[c]["mean"] / true_roi[c] - 1) for c in true_roi if c in roi}
+    covered = [c for c in err if roi[c]["lower"] <= true_roi[c] <= roi[c]["upper"]]
+    return {
+        "roi_mape": sum(err.values()) / len(err),
+        "roi_error_pct": err,
+        "covered": len(covered),
+    }
+
+
+def report(
+    meta: dict[str, Any],
+    settings: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    skipped: dict[str, str],
+) -> str:
+    channels = meta["channels"]
+    true_roi = meta["true_roi"]
+    lines = [
+        f"## MMM: {meta['weeks']} weeks x {len(channels)} channels (simulator seed {SEED}; "
+        f"controls: {', '.join(settings['controls']) or 'none'})",
+        "",
+        f"{settings['chains']} chains x {settings['draws']} draws "
+        f"(+{settings['warmup']} warm-up), {os.cpu_count()} CPUs",
+        "",
+        "| tool | fit wall s (in-process) | process wall s | peak RSS MB | max R-hat "
+        "| min ESS | divergences | ROI error % (mean abs) | truth in 90 % interval |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for tool, res in results.items():
+        if "error" in res:
+            lines.append(
+                f"| {tool} (failed: {res['error'][:160]}) | | {res['process_wall']:.1f} "
+                f"| {res['peak_mb']:.0f} | | | | | |"
+            )
+            continue
+        ev = res["evaluation"]
+        lines.append(
+            f"| {tool} | {res['timings']['fit']:.1f} | {res['process_wall']:.1f} "
+            f"| {res['peak_mb']:.0f} | {res['max_rhat']:.3f} | {res['min_ess']:.0f} "
+            f"| {res['divergences']} | {ev['roi_mape']:.1f} "
+            f"| {ev['covered']}/{len(channels)} |"
+        )
+    for tool, why in skipped.items():
+        lines.append(f"| {tool} ({why}) | | | | | | | | |")
+    ok = [t for t, r in results.items() if "error" not in r]
+    lines += ["", "ROI per channel: posterior mean [5 %, 95 %] (error vs truth)", ""]
+    lines.append("| channel | true ROI | " + " | ".join(ok) + " |")
+    lines.append("|---|---:|" + "---:|" * len(ok))
+    for c in channels:
+        cells = []
+        for tool in ok:
+            r = results[tool]["roi"].get(c)
+            e = results[tool]["evaluation"]["roi_error_pct"].get(c)
+            cells.append(
+                f"{r['mean']:.2f} [{r['lower']:.2f}, {r['upper']:.2f}] ({e:.0f} %)" if r else "-"
+            )
+        lines.append(f"| {c} | {true_roi[c]:.2f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    mix, peer = results.get("mixwise", {}), results.get("pymc_marketing", {})
+    if "timings" in mix and "timings" in peer and "fit" in peer["timings"]:
+        lines.append(
+            f"- wall time ratio PyMC-Marketing / mixwise: "
+            f"{peer['timings']['fit'] / mix['timings']['fit']:.2f}x in-process (fit), "
+            f"{peer['process_wall'] / mix['process_wall']:.2f}x process"
+        )
+    if "verdict" in mix:
+        lines.append(f"- mixwise verdict: {mix['verdict']}")
+    lines.append(
+        "- in-process = the fit call only (mixwise: model build, NumPyro compile and NUTS; "
+        "PyMC-Marketing: `MMM.fit`, model build, PyTensor compile and NUTS); process adds "
+        "interpreter start, imports, reading the CSV and the ROI summaries"
+    )
+    lines.append(f"- meridian: {MERIDIAN_NOTE}")
+    return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    return _versions("mixwise", "numpyro", "jax", "pandas", "numpy")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--channels", type=int, choices=(5, 8), default=5)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0, help="sampler seed (data seed is 3)")
+    ap.add_argument("--quick", action="store_true", help="2 chains x 200 draws + 200 warm-up")
+    ap.add_argument("--no-controls", action="store_true", help="fit without the controls")
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument(
+        "--peer-python",
+        type=Path,
+        default=DEFAULT_PEER if DEFAULT_PEER.exists() else None,
+        help=f"interpreter with pymc-marketing (default {DEFAULT_PEER} if it exists)",
+    )
+    ap.add_argument("--data-dir", type=Path, default=HERE / "data")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="per step, seconds")
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    ap.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.step:  # child
+        cfg = json.loads(args.config.read_text())
+        result = step_mixwise(cfg)
+        Path(cfg["out"]).write_text(json.dumps(result))
+        return 0
+    if args.quick:
+        args.chains, args.draws, args.warmup = 2, 200, 200
+
+    print(f"preparing data ({args.channels} channels) ...", flush=True)
+    csv, meta = prepare(args.data_dir, args.channels)
+    work = args.data_dir / f"work-mmm-{args.channels}ch"
+    work.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "csv": str(csv.resolve()),
+        "channels": meta["channels"],
+        "controls": [] if args.no_controls else meta["controls"],
+        "chains": args.chains,
+        "draws": args.draws,
+        "warmup": args.warmup,
+        "seed": args.seed,
+    }
+    print(json.dumps({"date": dt.date.today().isoformat(), **settings}, indent=1), flush=True)
+
+    results: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    steps = ["mixwise", "pymc_marketing"]
+    if args.skip_peers:
+        steps = ["mixwise"]
+        skipped["pymc_marketing"] = "skipped: --skip-peers"
+    for step in steps:
+        cfg = {**settings, "out": str((work / f"{step}.json").resolve())}
+        cfg_path = work / f"{step}-config.json"
+        cfg_path.write_text(json.dumps(cfg))
+        if step == "mixwise":
+            cmd = [sys.executable, __file__, "--step", step, "--config", str(cfg_path)]
+        else:
+            why = peer_check(args.peer_python)
+            if why:
+                skipped[step] = f"skipped: {why}"
+                print(f"--- {step}: {skipped[step]}", flush=True)
+                continue
+            script = work / "peer_pymc_marketing.py"
+            script.write_text(PEER_SCRIPT.lstrip())
+            cmd = [str(args.peer_python), str(script), str(cfg_path)]
+        print(f"--- {step}", flush=True)
+        res = run_step(cmd, Path(cfg["out"]), work / f"{step}.log", args.timeout)
+        res["evaluation"] = evaluate(res, meta["true_roi"])
+        results[step] = res
+        print(
+            f"    {res.get('timings')} process {res['process_wall']:.1f} s "
+            f"peak {res['peak_mb']:.0f} MB {res.get('error', '')}",
+            flush=True,
+        )
+    skipped["meridian"] = MERIDIAN_NOTE
+    text = report(meta, settings, results, {k: v for k, v in skipped.items() if k != "meridian"})
+    print("\n" + text, flush=True)
+    (args.data_dir / "mmm-report.md").write_text(text + "\n")
+    (args.data_dir / "results-mmm.json").write_text(
+        json.dumps(
+            {
+                "data": meta,
+                "settings": settings,
+                "results": results,
+                "skipped": skipped,
+                "versions": versions(),
+                "cpus": os.cpu_count(),
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
