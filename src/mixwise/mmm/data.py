@@ -453,13 +453,8 @@ class MMMData:
     ) -> MMMData:
         """Build from a wide file (CSV; .tsv, .parquet and .xlsx by extension), as
         :meth:`from_frame`. Numbers may carry thousands separators and currency signs."""
-        try:
-            raw, _ = read_source(Path(path))
-        except (TypeError, ValueError, FileNotFoundError) as exc:
-            raise MMMDataError(str(path), [Issue(str(exc))]) from exc
-        return _from_frame(
-            raw,
-            str(path),
+        return cls.from_frame(
+            Path(path),
             date=date,
             kpi=kpi,
             channels=channels,
@@ -470,6 +465,7 @@ class MMMData:
             currency=currency,
             fourier_order=fourier_order,
             min_periods_per_parameter=min_periods_per_parameter,
+            source=str(path),
         )
 
     @classmethod
