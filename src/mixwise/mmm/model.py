@@ -107,7 +107,11 @@ def media_model(
 
     intercept = numpyro.sample("intercept", dist.Normal(0.6, 0.5))
     slope = numpyro.sample("trend", dist.Normal(0.0, 0.5))
-    baseline = intercept + slope * jnp.asarray(inputs.trend)
+    # The trend is centred on the fitted periods, so the intercept is the mean level and does
+    # not trade off against the slope (which made the two the worst-mixing parameters).
+    trend = jnp.asarray(inputs.trend)
+    centre = jnp.sum(trend * fitted_mask) / jnp.maximum(jnp.sum(fitted_mask), 1.0)
+    baseline = intercept + slope * (trend - centre)
     for name, design, scale in (
         ("seasonality", inputs.seasonality, 0.25),
         ("holidays", inputs.holidays, 0.5),
