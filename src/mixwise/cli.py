@@ -36,6 +36,11 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
 
+def _names(text: str | None) -> list[str]:
+    """A comma-separated option as a list of names."""
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
@@ -233,7 +238,7 @@ def ingest(
         if not sep or not target or not source:
             raise click.BadParameter(f"{item!r}: use TARGET=SOURCE", param_hint="--map")
         mapping[target.strip()] = source.strip()
-    channel_list = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    channel_list = _names(channels) or None
     from mixwise.store.ingest import STAGES
 
     with (
@@ -406,13 +411,11 @@ def attribute(
     from mixwise.attribution.calibration import IncrementalityError
     from mixwise.attribution.inputs import PathFileError
 
-    models: Any = (
-        "all" if model_names == "all" else [m.strip() for m in model_names.split(",") if m.strip()]
-    )
+    models: Any = "all" if model_names == "all" else _names(model_names)
     params: dict[str, dict[str, Any]] = {
         "markov": {"order": markov_order, "include_nulls": not exclude_nulls},
         "time_decay": {"half_life_days": half_life_days},
-        "last_non_direct": {"direct": [d.strip() for d in direct.split(",") if d.strip()]},
+        "last_non_direct": {"direct": _names(direct)},
     }
     options: dict[str, Any] = {
         "by": by,
@@ -514,10 +517,6 @@ def _serve(
 @main.group()
 def mmm() -> None:
     """Bayesian marketing mix model: fit, then read ROI with intervals."""
-
-
-def _names(text: str | None) -> list[str]:
-    return [n.strip() for n in (text or "").split(",") if n.strip()]
 
 
 @mmm.command("fit")

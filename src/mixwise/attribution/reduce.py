@@ -564,10 +564,7 @@ def _split_simple(table: pa.Table) -> tuple[pa.Table, pa.Table, pa.Array]:
     kind = table.column("kind")
     ids = table.filter(pc.equal(kind, _COMPLEX_ROW)).column("journey_id").combine_chunks()
     convs = table.filter(pc.equal(kind, _CONVERTING_ROW)).select(_CONV_SCHEMA.names)
-    events = pa.list_(convs.schema.field("events").type.value_type)  # int32 or int64
-    convs = convs.cast(
-        _CONV_SCHEMA.set(_CONV_SCHEMA.get_field_index("events"), pa.field("events", events))
-    )
+    convs = convs.cast(_conv_schema(convs))
     paths_out = table.filter(pc.equal(kind, _PATH_ROW))
     paths_out = paths_out.select(["path", "conversions", "nulls", "value"]).cast(_PATHS_SCHEMA)
     return paths_out, convs, ids
@@ -788,8 +785,8 @@ def _path_set(parts: list[pa.Table], vocab: _Vocab | None, backend: Any) -> Path
 _Merged = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
 
 
-def _csr(array: pa.ListArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
-    """Offsets and flat values of a ``list<int32>`` array (the values zero-copy)."""
+def _csr(array: pa.ListArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """Offsets and flat values of a list array of integers (the values zero-copy)."""
     offsets = np.asarray(array.offsets).astype(np.int64)
     values = np.asarray(array.values)[offsets[0] : offsets[-1]]
     return offsets - offsets[0], values
@@ -888,16 +885,20 @@ _CONV_SCHEMA = pa.schema(
 )
 
 
+def _conv_schema(table: pa.Table) -> pa.Schema:
+    """:data:`_CONV_SCHEMA` with the packed type of ``table``'s events (int32 or int64) kept:
+    casting it would copy every touch."""
+    events = pa.list_(table.schema.field("events").type.value_type)
+    return _CONV_SCHEMA.set(_CONV_SCHEMA.get_field_index("events"), pa.field("events", events))
+
+
 def _converting_touches(
     parts: list[pa.Table], vocab: _Vocab | None, channels: tuple[str, ...], has_marks: bool
 ) -> ConvertingTouches:
     """Touches of every kept conversion, conversions ordered by journey then time."""
     parts = [p for p in parts if p.num_rows]
-    if parts:  # the packed type (int32 or int64) is kept: a cast copies every touch
-        schema = _CONV_SCHEMA.set(
-            _CONV_SCHEMA.get_field_index("events"),
-            pa.field("events", parts[0].schema.field("events").type),
-        )
+    if parts:
+        schema = _conv_schema(parts[0])
         parts = [p.select(schema.names).cast(schema) for p in parts]
     if vocab is None or not parts:
         return ConvertingTouches(
@@ -915,10 +916,8 @@ def _converting_touches(
     if np.any(np.diff(order.to_numpy()) != 1):  # the engine's parts come in order
         table = table.take(order)
     table = table.combine_chunks()
-    lists = table.column("events").chunk(0)
-    offsets = np.asarray(lists.offsets, dtype=np.int64)
-    packed = np.asarray(lists.values)[offsets[0] : offsets[-1]].astype(np.int64)
-    offsets = offsets - offsets[0]
+    offsets, packed32 = _csr(table.column("events").chunk(0))
+    packed = packed32.astype(np.int64)
     lengths = np.diff(offsets)
     codes = packed % vocab.radix
     touch_us = vocab.touch_us(packed)

@@ -22,7 +22,6 @@ what to try. Every estimate comes with a 90 % interval (the 5 % and 95 % posteri
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -336,7 +335,7 @@ def _nuts(model: Any, kpi: FloatArray, key: Any, cfg: MMM) -> tuple[dict[str, An
         num_samples=cfg.draws,
         num_chains=cfg.chains,
         chain_method="parallel" if parallel else "vectorized",
-        progress_bar=cfg.progress and os.environ.get("MIXWISE_PROGRESS", "1") != "0",
+        progress_bar=cfg.progress,
     )
     mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",))
     grouped = mcmc.get_samples(group_by_chain=True)
