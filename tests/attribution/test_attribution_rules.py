@@ -249,3 +249,32 @@ def test_touch_channels_are_matched_by_name() -> None:
     c = TimeDecayModel().fit(paths, touches).credits_
     assert list(c.index) == ["a", "b", "z"]
     assert c["conversions"].tolist() == pytest.approx([2 / 3, 1 / 3, 0])
+
+
+def test_length_rules_agree_on_sorted_and_unsorted_paths() -> None:
+    """Rules that depend on the path length only take a block per length when the paths
+    are sorted by length (the reduction's order) and a table lookup otherwise: both must
+    give the per-path brute-force credits."""
+    from mixwise.attribution.models.base import length_rule_credits
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 7, 200)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens = rng.integers(0, 4, int(offsets[-1])).astype(np.int64)
+    amount = rng.uniform(0, 5, 200)
+
+    def rule(n: int) -> np.ndarray:
+        raw = np.arange(1.0, n + 1) ** 2
+        return raw / raw.sum()
+
+    want = np.zeros(4)
+    for i in range(200):
+        np.add.at(want, tokens[offsets[i] : offsets[i + 1]], rule(int(lengths[i])) * amount[i])
+    (unsorted,) = length_rule_credits(4, tokens, offsets, rule, amount)
+    order = np.argsort(lengths, kind="stable")
+    s_tokens = np.concatenate([tokens[offsets[i] : offsets[i + 1]] for i in order])
+    s_offsets = np.concatenate([[0], np.cumsum(lengths[order])]).astype(np.int64)
+    (sorted_,) = length_rule_credits(4, s_tokens, s_offsets, rule, amount[order])
+    assert unsorted == pytest.approx(want)
+    assert sorted_ == pytest.approx(want)
+    assert sorted_.sum() == pytest.approx(amount.sum())

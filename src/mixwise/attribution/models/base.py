@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -193,6 +193,46 @@ def token_credits(
         np.bincount(tokens, weights=weights * a[owner], minlength=n_channels).astype(float)
         for a in amounts
     ]
+
+
+def length_rule_credits(
+    n_channels: int,
+    tokens: IntArray,
+    offsets: IntArray,
+    rule: Callable[[int], FloatArray],
+    *amounts: FloatArray,
+) -> list[FloatArray]:
+    """:func:`token_credits` for a rule whose weights depend only on the owner's length.
+
+    ``rule(n)`` gives the ``n`` weights (summing to 1) of an owner with ``n`` tokens; it is
+    called once per distinct length. Owners sorted by length (as the reduction's
+    :class:`~mixwise.attribution.data.PathSet`) are done class by class, each class a
+    ``(owners, n)`` block of tokens: no per-token index arrays at all. Otherwise each token's
+    weight is looked up in a flat table of the rules by (length, position).
+    """
+    lengths = np.diff(offsets)
+    credits = [np.zeros(n_channels) for _ in amounts]
+    if not len(lengths):
+        return credits
+    present = np.flatnonzero(np.bincount(lengths))
+    table = {int(n): np.asarray(rule(int(n)) if n else [], dtype=np.float64) for n in present}
+    if np.all(lengths[1:] >= lengths[:-1]):
+        ends = np.searchsorted(lengths, present, side="right")
+        first = 0
+        for n, end in zip(present.tolist(), ends.tolist(), strict=True):
+            block = tokens[offsets[first] : offsets[end]]
+            for credit, amount in zip(credits, amounts, strict=True):
+                weights = (amount[first:end, None] * table[n][None, :]).ravel()
+                credit += np.bincount(block, weights=weights, minlength=n_channels)
+            first = end
+        return credits
+    start = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+    start[present] = np.concatenate([[0], np.cumsum(present)[:-1]])
+    flat = np.concatenate([table[int(n)] for n in present])
+    owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    position = np.arange(len(tokens), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    weights = flat[start[lengths[owner]] + position]
+    return token_credits(n_channels, tokens, weights, owner, *amounts)
 
 
 def normalise_per_owner(raw: FloatArray, owner: IntArray, n_owners: int) -> FloatArray:

@@ -46,7 +46,7 @@ n ≥ 3   first, middle/(n-2) to each middle touch, last (40 / 20 shared / 40)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -55,7 +55,7 @@ from mixwise.attribution.models.base import (
     AttributionModel,
     FloatArray,
     check_fraction,
-    normalise_per_owner,
+    length_rule_credits,
     register_model,
     token_credits,
     validate_paths,
@@ -188,20 +188,36 @@ class CustomPositionModel(_PathWeightModel):
         end = np.array([check_fraction("from_end weight", w) for w in self.from_end])
         return start, end, check_fraction("middle", self.middle)
 
-    def _weights(self, paths: PathSet) -> FloatArray:
+    def fit(self, paths: PathSet, touches: ConvertingTouches | None = None) -> CustomPositionModel:
+        validate_paths(paths)
+        rule = self._rule()
+        conv, val = length_rule_credits(
+            len(paths.channels), paths.tokens, paths.offsets, rule, paths.conversions, paths.value
+        )
+        self.total_conversions_ = float(paths.conversions.sum())
+        self.total_value_ = float(paths.value.sum())
+        self._set_credits(paths.channels, conv, val)
+        return self
+
+    def _rule(self) -> Callable[[int], FloatArray]:
+        """The weights of a path of ``n`` touches (they depend on ``n`` only)."""
         start, end, middle = self._position_weights()
-        pos = paths.position
-        owner = paths.path_index
-        from_end = np.repeat(paths.lengths, paths.lengths) - 1 - pos
-        raw = np.zeros(len(pos))
-        in_start = pos < len(start)
-        in_end = ~in_start & (from_end < len(end))
-        raw[in_start] = start[pos[in_start]]
-        raw[in_end] = end[from_end[in_end]]
-        in_middle = ~in_start & ~in_end
-        n_middle = np.bincount(owner[in_middle], minlength=paths.n_paths).astype(float)
-        raw[in_middle] = middle / n_middle[owner[in_middle]]
-        return normalise_per_owner(raw, owner, paths.n_paths)
+
+        def weights(n: int) -> FloatArray:
+            pos = np.arange(n)
+            from_end = n - 1 - pos
+            raw = np.zeros(n)
+            in_start = pos < len(start)
+            in_end = ~in_start & (from_end < len(end))
+            raw[in_start] = start[pos[in_start]]
+            raw[in_end] = end[from_end[in_end]]
+            in_middle = ~in_start & ~in_end
+            if in_middle.any():
+                raw[in_middle] = middle / in_middle.sum()
+            total = raw.sum()
+            return raw / total if total > 0 else np.full(n, 1.0 / n)
+
+        return weights
 
 
 @register_model

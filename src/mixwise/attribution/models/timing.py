@@ -52,6 +52,7 @@ from mixwise.attribution.models.base import (
     FloatArray,
     IntArray,
     check_fraction,
+    length_rule_credits,
     normalise_per_owner,
     register_model,
     require_touches,
@@ -95,8 +96,8 @@ class TimeDecayModel(_TouchWeightModel):
         # Subtracting each conversion's youngest age keeps the largest raw weight at 1, so very
         # old journeys do not underflow to 0 (the scale cancels in the normalisation).
         age = touches.age_days.astype(float)
-        youngest = np.full(touches.n_conversions, np.inf)
-        np.minimum.at(youngest, owner, age)
+        # Touches are in time order within a conversion: the last one is the youngest.
+        youngest = age[touches.offsets[1:] - 1]
         raw = np.exp2(-(age - youngest[owner]) / half_life)
         return normalise_per_owner(raw, owner, touches.n_conversions)
 
@@ -135,13 +136,49 @@ class WShapedModel(_TouchWeightModel):
             found.append(np.where(first_flagged == np.iinfo(np.int64).max, -1, first_flagged))
         return [starts, found[0], found[1]]
 
-    def _weights(self, touches: ConvertingTouches, owner: IntArray) -> FloatArray:
-        shares = [
+    def fit(self, paths: PathSet, touches: ConvertingTouches | None = None) -> WShapedModel:
+        t = require_touches(self, touches)
+        if t.has_lead_milestones:
+            super().fit(paths, t)
+            return self
+        # The fallback's weights depend on the number of touches only.
+        first, lead, opportunity, others = self._shares()
+
+        def rule(n: int) -> FloatArray:
+            raw = np.zeros(n)
+            milestones = (0, (n - 1) // 2, n - 1)
+            for where, share in zip(milestones, (first, lead, opportunity), strict=True):
+                raw[where] += share  # coinciding milestones merge their shares
+            rest = np.ones(n, dtype=bool)
+            rest[list(milestones)] = False
+            if rest.any():
+                raw[rest] = others / rest.sum()
+            return raw / raw.sum() if raw.sum() > 0 else np.full(n, 1.0 / n)
+
+        conv, val = length_rule_credits(
+            len(paths.channels),
+            touch_tokens(paths, t),
+            t.offsets,
+            rule,
+            np.ones(t.n_conversions),
+            t.value,
+        )
+        self.total_conversions_ = float(t.n_conversions)
+        self.total_value_ = float(np.sum(t.value))
+        self._set_credits(paths.channels, conv, val)
+        return self
+
+    def _shares(self) -> tuple[float, float, float, float]:
+        return (
             check_fraction("first", self.first),
             check_fraction("lead", self.lead),
             check_fraction("opportunity", self.opportunity),
-        ]
-        others = check_fraction("others", self.others)
+            check_fraction("others", self.others),
+        )
+
+    def _weights(self, touches: ConvertingTouches, owner: IntArray) -> FloatArray:
+        first, lead, opportunity, others = self._shares()
+        shares = [first, lead, opportunity]
         raw = np.zeros(len(touches.tokens))
         is_milestone = np.zeros(len(touches.tokens), dtype=bool)
         for where, share in zip(self._milestones(touches, owner), shares, strict=True):
