@@ -363,7 +363,8 @@ class _Vocab:
 
     def touch_us(self, packed: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """µs since the first touch of packed touches (NumPy, on the results)."""
-        return (packed // self.radix) * self.tick_us
+        # ``radix`` is a power of two and packed touches are >= 0: a shift, not a division.
+        return (packed >> (self.radix.bit_length() - 1)) * self.tick_us
 
 
 def _vocabulary(touchpoints: ir.Table, granularity: Granularity) -> _Vocab | None:
@@ -919,7 +920,7 @@ def _converting_touches(
     offsets, packed32 = _csr(table.column("events").chunk(0))
     packed = packed32.astype(np.int64)
     lengths = np.diff(offsets)
-    codes = packed % vocab.radix
+    codes = packed & (vocab.radix - 1)  # ``radix`` is a power of two
     touch_us = vocab.touch_us(packed)
     ref_us = np.asarray(table.column("ref_us").to_numpy(zero_copy_only=False), dtype=np.int64)
     age = (np.repeat(ref_us, lengths) - touch_us) / _US_PER_DAY
