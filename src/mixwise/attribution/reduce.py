@@ -509,7 +509,7 @@ def _simple_query(
     """
     j = _simple_journeys(touchpoints, conversions, options, vocab)
     j = j.filter(j.complex_ | _keep(j.ref_us, options, vocab))
-    j = _with_marks(j.mutate(events=j.events.sort()), marks, vocab)
+    j = _with_marks(j, marks, vocab)
     # Three kinds of rows in one result (the engine computes ``j`` once for all three).
     none = {
         "path": ibis.null("array<int32>"),
@@ -562,11 +562,17 @@ def _split_simple(table: pa.Table) -> tuple[pa.Table, pa.Table, pa.Array]:
     """The three kinds of rows of :func:`_simple_query`'s result: paths, converting rows,
     ids of the complex journeys, in our types (the engine's own result has its sums as
     128-bit decimals and its own list field names)."""
-    kind = table.column("kind")
-    ids = table.filter(pc.equal(kind, _COMPLEX_ROW)).column("journey_id").combine_chunks()
-    convs = table.filter(pc.equal(kind, _CONVERTING_ROW)).select(_CONV_SCHEMA.names)
+    # The query orders its rows by kind, so each kind is a slice (zero-copy, where a filter
+    # would copy every list).
+    kind = table.column("kind").to_numpy()
+    ends = np.searchsorted(kind, [_PATH_ROW, _CONVERTING_ROW, _COMPLEX_ROW], side="right")
+    starts = [0, *ends[:2].tolist()]
+    paths_out, convs, complex_ = (
+        table.slice(a, b - a) for a, b in zip(starts, ends.tolist(), strict=True)
+    )
+    ids = complex_.column("journey_id").combine_chunks()
+    convs = convs.select(_CONV_SCHEMA.names)
     convs = convs.cast(_conv_schema(convs))
-    paths_out = table.filter(pc.equal(kind, _PATH_ROW))
     paths_out = paths_out.select(["path", "conversions", "nulls", "value"]).cast(_PATHS_SCHEMA)
     return paths_out, convs, ids
 
@@ -641,7 +647,7 @@ def _quoted(text: str) -> str:
 def _simple_journeys(
     touchpoints: ir.Table, conversions: ir.Table, options: JourneyOptions, vocab: _Vocab
 ) -> ir.Table:
-    """One row per journey: its packed touches (unordered), ``last_us``, its conversions
+    """One row per journey: its packed touches (sorted), ``last_us``, its conversions
     (``n_conv``, ``conv_us``, ``conv_value``), whether it is ``complex_`` or ``converted``,
     and the reference time ``ref_us`` of its segment."""
     t = _touches(touchpoints, options, vocab)
@@ -651,8 +657,14 @@ def _simple_journeys(
         last_us=t.us.max(),
     )
     cj = _per_journey_conversions(conversions, vocab)
+    # Sorted here, so the engine sorts each journey's list once for every use of ``j``.
     j = per_j.left_join(cj, per_j.journey_id == cj.journey_id).select(
-        per_j.journey_id, per_j.events, per_j.last_us, cj.n_conv, cj.conv_us, cj.conv_value
+        per_j.journey_id,
+        per_j.events.sort().name("events"),
+        per_j.last_us,
+        cj.n_conv,
+        cj.conv_us,
+        cj.conv_value,
     )
     n = j.n_conv.fill_null(0)
     complex_ = (n >= 2) | ((n == 1) & (j.last_us > j.conv_us))
