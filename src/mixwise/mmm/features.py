@@ -78,11 +78,14 @@ def baseline_design(
     *,
     origin: pd.Timestamp | None = None,
     span_days: float | None = None,
+    holiday_names: tuple[str, ...] | None = None,
 ) -> Baseline:
     """The baseline features of the periods starting at ``dates``.
 
     ``origin`` and ``span_days`` fix the trend's scale (the fitted data's first date and span)
-    so that future periods continue it; by default they come from ``dates``.
+    so that future periods continue it; by default they come from ``dates``. Holidays that
+    never fall in ``dates`` are left out, unless ``holiday_names`` fixes the columns (those of
+    a fitted model, for its future periods).
     """
     if len(dates) == 0:
         raise ValueError("no periods")
@@ -105,8 +108,14 @@ def baseline_design(
             names += [f"weekly_sin_{k}", f"weekly_cos_{k}"]
     seasonality = np.column_stack(columns) if columns else np.zeros((len(dates), 0))
 
-    holidays, holiday_names = _holiday_shares(dates, period_days, spec)
-    return Baseline(trend, seasonality, tuple(names), holidays, holiday_names)
+    holidays, kept = _holiday_shares(dates, period_days, spec)
+    if holiday_names is not None:
+        columns = [
+            holidays[:, kept.index(n)] if n in kept else np.zeros(len(dates)) for n in holiday_names
+        ]
+        holidays = np.column_stack(columns) if columns else np.zeros((len(dates), 0))
+        kept = tuple(holiday_names)
+    return Baseline(trend, seasonality, tuple(names), holidays, kept)
 
 
 def _holiday_shares(

@@ -1,0 +1,243 @@
+"""The fitted model as a response function: KPI for any spend plan, per posterior draw.
+
+This is the interface the budget optimizer (and anything else that asks "what if we spend
+this?") uses. A :class:`ResponseModel` holds the posterior draws of the media parameters and
+evaluates, in JAX (so it is vectorised over draws, jit-able and differentiable in the plan):
+
+- :meth:`ResponseModel.media` — each channel's contribution per plan period, ``(draws, P, C)``;
+- :meth:`ResponseModel.kpi` — the media KPI (channels + synergies) per period, ``(draws, P)``;
+- :meth:`ResponseModel.incremental` — what the plan adds over the horizon against spending
+  nothing in it, ``(draws,)``;
+- :meth:`ResponseModel.forecast` — the whole expected KPI (baseline + media) per period;
+- :meth:`ResponseModel.response_curve` — a channel's steady-state contribution per period
+  at constant spend levels (the curve a marketer reads diminishing returns from).
+
+A plan is a ``(P, C)`` array of spend in the data's currency, one row per future period of
+the data's frequency (weeks for weekly data), channels in :attr:`ResponseModel.channels`
+order. **Carry-over:** by default the plan starts right after the fitted data, so the last
+``l_max`` periods of historical spend carry over into it (and count in both the plan and its
+zero-spend reference, so :meth:`incremental` credits the plan only). **Baseline:** trend and
+Fourier seasonality continue; holidays come from the calendar; control variables are held at
+their mean over the fitted data (they are unknown in the future).
+
+    rm = ResponseModel.from_mmm(mmm)            # refuses a "do not use" fit unless forced
+    plan = np.full((13, len(rm.channels)), 10_000.0)
+    rm.incremental(plan).mean()                 # expected extra KPI of the quarter's plan
+    jax.grad(lambda p: rm.incremental(p).mean())(plan)   # marginal KPI per unit of spend
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+if TYPE_CHECKING:
+    import jax
+
+    from mixwise.mmm.fit import MMM
+    from mixwise.mmm.transforms import Adstock, Saturation
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class UnusableModelError(ValueError):
+    """The fit's verdict is "do not use" and the caller did not force its use."""
+
+
+@dataclass(frozen=True, eq=False)
+class ResponseModel:
+    channels: tuple[str, ...]
+    period_days: int
+    spend_scale: FloatArray  # (C,) spend per scaled unit, per channel
+    kpi_scale: float
+    history: FloatArray  # (L, C) scaled spend of the last l_max fitted periods
+    adstock: Adstock
+    saturation: Saturation
+    params: dict[str, Any]  # media parameters, each (draws, C); "beta" (draws, C)
+    kappa: Any  # (draws, pairs) synergy coefficients
+    pairs: npt.NDArray[np.int64]  # (pairs, 2)
+    baseline_draws: dict[str, Any]  # intercept, trend, seasonality, holidays (per draw)
+    trend_centre: float
+    next_date: pd.Timestamp  # the first period after the data
+    origin: pd.Timestamp
+    span_days: float
+    baseline_spec: Any
+    holiday_names: tuple[str, ...]
+    usable: bool
+    verdict: str
+
+    @classmethod
+    def from_mmm(cls, mmm: MMM, *, force: bool = False, draws: int | None = None) -> ResponseModel:
+        """The response model of a fitted (or reloaded) :class:`~mixwise.mmm.fit.MMM`.
+
+        Raises :class:`UnusableModelError` if the fit's verdict is not "usable" (fast mode
+        included), unless ``force``. ``draws`` thins the posterior to that many draws (evenly
+        spaced) for speed.
+        """
+        import jax.numpy as jnp
+
+        verdict = mmm.verdict_
+        if not verdict.usable and not force:
+            raise UnusableModelError(
+                f"this model run is not usable ({verdict.message}); refit it, or force its use"
+            )
+        s = mmm.samples_
+        n = len(np.asarray(s["beta"]))
+        take = (
+            np.arange(n)
+            if draws is None or draws >= n
+            else np.linspace(0, n - 1, max(int(draws), 1)).round().astype(np.int64)
+        )
+        names = (*mmm.adstock_.param_names, *mmm.saturation_.param_names, "beta")
+        params = {k: jnp.asarray(np.asarray(s[k], dtype=np.float32)[take]) for k in names}
+        inputs = mmm.inputs_
+        pairs = np.asarray(inputs.synergy_pairs, dtype=np.int64).reshape(-1, 2)
+        kappa = (
+            jnp.asarray(np.asarray(s["kappa"], dtype=np.float32)[take])
+            if len(pairs)
+            else jnp.zeros((len(take), 0))
+        )
+        base_names = ("intercept", "trend", "seasonality", "holidays")
+        baseline = {k: np.asarray(s[k], dtype=np.float64)[take] for k in base_names if k in s}
+        data = mmm.data_
+        l_max = int(getattr(mmm.adstock_, "l_max", 1))
+        scaled_spend = np.asarray(data.spend[:, 0, :] / data.spend_scale, dtype=np.float64)
+        history = scaled_spend[-l_max:]
+        fit_mask = np.asarray(inputs.fit_mask, dtype=np.float64)
+        centre = float((inputs.trend * fit_mask).sum() / max(fit_mask.sum(), 1.0))
+        period = data.period_length_days
+        span = float((data.dates[-1] - data.dates[0]).days + period)
+        return cls(
+            channels=tuple(data.channels),
+            period_days=period,
+            spend_scale=np.asarray(data.spend_scale, dtype=np.float64),
+            kpi_scale=float(inputs.kpi_scale),
+            history=history,
+            adstock=mmm.adstock_,
+            saturation=mmm.saturation_,
+            params=params,
+            kappa=kappa,
+            pairs=pairs,
+            baseline_draws=baseline,
+            trend_centre=centre,
+            next_date=data.dates[-1] + pd.Timedelta(days=period),
+            origin=data.dates[0],
+            span_days=span,
+            baseline_spec=mmm.baseline,
+            holiday_names=tuple(mmm.holiday_names_),
+            usable=bool(verdict.usable),
+            verdict=verdict.message,
+        )
+
+    @property
+    def n_draws(self) -> int:
+        return int(self.params["beta"].shape[0])
+
+    # -- media --------------------------------------------------------------------------------
+    def _saturated(self, plan: Any, carry_over: bool) -> jax.Array:
+        """Saturated adstocked spend of the plan periods, ``(draws, P, C)`` (scaled units)."""
+        import jax
+        import jax.numpy as jnp
+
+        x = jnp.asarray(plan)
+        if x.ndim != 2 or x.shape[1] != len(self.channels):
+            raise ValueError(
+                f"a plan is (periods, {len(self.channels)}) spend in channel order "
+                f"{list(self.channels)}; got shape {tuple(x.shape)}"
+            )
+        x = x / jnp.asarray(self.spend_scale, dtype=jnp.float32)
+        lead = self.history if carry_over else np.zeros_like(self.history)
+        full = jnp.concatenate([jnp.asarray(lead, dtype=x.dtype), x], axis=0)
+        a_names, s_names = self.adstock.param_names, self.saturation.param_names
+
+        def one(*values: jax.Array) -> jax.Array:
+            ap = dict(zip(a_names, values[: len(a_names)], strict=True))
+            sp = dict(zip(s_names, values[len(a_names) :], strict=True))
+            return self.saturation.apply(self.adstock.apply(full, **ap), **sp)
+
+        sat = jax.vmap(one)(*(self.params[k] for k in (*a_names, *s_names)))
+        return sat[:, len(lead) :, :]
+
+    def media(self, plan: Any, *, carry_over: bool = True) -> jax.Array:
+        """Each channel's contribution per plan period in KPI units, ``(draws, P, C)``
+        (synergies not included: see :meth:`kpi`)."""
+        sat = self._saturated(plan, carry_over)
+        return sat * self.params["beta"][:, None, :] * self.kpi_scale
+
+    def kpi(self, plan: Any, *, carry_over: bool = True) -> jax.Array:
+        """Media KPI per plan period (channels and synergies), KPI units, ``(draws, P)``."""
+        import jax.numpy as jnp
+
+        sat = self._saturated(plan, carry_over)
+        total = jnp.sum(sat * self.params["beta"][:, None, :], axis=2)
+        if len(self.pairs):
+            joint = sat[:, :, self.pairs[:, 0]] * sat[:, :, self.pairs[:, 1]]
+            total = total + jnp.sum(joint * self.kappa[:, None, :], axis=2)
+        return total * self.kpi_scale
+
+    def incremental(self, plan: Any, *, carry_over: bool = True) -> jax.Array:
+        """Extra KPI over the plan's periods against no spend in them, per draw ``(draws,)``."""
+        import jax.numpy as jnp
+
+        plan = jnp.asarray(plan, dtype=jnp.float32)
+        with_plan = self.kpi(plan, carry_over=carry_over).sum(axis=1)
+        without = self.kpi(jnp.zeros_like(plan), carry_over=carry_over).sum(axis=1)
+        return with_plan - without
+
+    def response_curve(self, channel: str, spend: npt.ArrayLike) -> FloatArray:
+        """Steady-state contribution per period of ``channel`` at each constant spend level
+        per period (KPI units), ``(draws, len(spend))``: the spend held for long enough that
+        the carry-over has built up (normalised adstock keeps the level), synergies left out."""
+        import jax.numpy as jnp
+
+        if channel not in self.channels:
+            raise ValueError(f"unknown channel {channel!r}; channels: {list(self.channels)}")
+        c = self.channels.index(channel)
+        levels = np.asarray(spend, dtype=np.float64).reshape(-1)
+        if np.any(levels < 0) or not np.all(np.isfinite(levels)):
+            raise ValueError("spend levels must be finite and >= 0")
+        l_max = int(getattr(self.adstock, "l_max", 1))
+        plan = np.zeros((l_max + 1, len(self.channels)))
+        out = []
+        for level in levels:  # a constant series, read at its last period
+            plan[:, c] = level
+            sat = self._saturated(jnp.asarray(plan, dtype=jnp.float32), carry_over=False)
+            out.append(np.asarray(sat[:, -1, c] * self.params["beta"][:, c]) * self.kpi_scale)
+        return np.stack(out, axis=1).astype(np.float64)
+
+    # -- the whole KPI ------------------------------------------------------------------------
+    def future_dates(self, periods: int) -> pd.DatetimeIndex:
+        """The start dates of the ``periods`` periods after the data."""
+        return pd.date_range(self.next_date, periods=periods, freq=f"{self.period_days}D")
+
+    def baseline(self, periods: int) -> FloatArray:
+        """Expected baseline KPI of the ``periods`` periods after the data, ``(draws, P)``:
+        trend and seasonality continued, holidays from the calendar, controls at their mean."""
+        from mixwise.mmm.features import baseline_design
+
+        dates = self.future_dates(periods)
+        design = baseline_design(
+            dates,
+            self.period_days,
+            self.baseline_spec,
+            origin=self.origin,
+            span_days=self.span_days,
+            holiday_names=self.holiday_names,
+        )
+        b = self.baseline_draws
+        level = b["intercept"][:, None] + b["trend"][:, None] * (design.trend - self.trend_centre)
+        if "seasonality" in b and design.seasonality.shape[1]:
+            level = level + b["seasonality"] @ design.seasonality.T
+        if "holidays" in b and design.holidays.shape[1]:
+            level = level + b["holidays"] @ design.holidays.T
+        return np.asarray(level * self.kpi_scale, dtype=np.float64)
+
+    def forecast(self, plan: Any) -> FloatArray:
+        """Expected KPI (baseline + media) per period of a plan that starts right after the
+        data, ``(draws, P)``, KPI units."""
+        media = np.asarray(self.kpi(plan), dtype=np.float64)
+        return self.baseline(media.shape[1]) + media
