@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -56,9 +57,14 @@ MERIDIAN_NOTE = (
 
 
 # ---------------------------------------------------------------------------------- data
-def prepare(data_dir: Path, n_channels: int) -> tuple[Path, dict[str, Any]]:
-    """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta."""
-    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}.csv"
+def prepare(data_dir: Path, n_channels: int, varied: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta.
+
+    ``varied``: every always-on channel (search, display) gets bursts instead, so that each
+    channel's spend varies enough for its effect to be told apart from the baseline (in the
+    default market their weekly spend varies by ~12 %: no model can measure them)."""
+    suffix = "-varied" if varied else ""
+    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}{suffix}.csv"
     meta_path = csv.with_suffix(".truth.json")
     if csv.exists() and meta_path.exists():
         return csv, json.loads(meta_path.read_text())
@@ -68,6 +74,11 @@ def prepare(data_dir: Path, n_channels: int) -> tuple[Path, dict[str, Any]]:
     from mixwise.simulate.config import default_channels
 
     chans = [c for c in default_channels() if n_channels == 8 or c.name in CHANNELS_5]
+    if varied:
+        chans = [
+            dataclasses.replace(c, pattern="bursty") if c.pattern == "always_on" else c
+            for c in chans
+        ]
     cfg = MarketConfig(days=WEEKS * 7, channels=tuple(chans), synergies=(), n_journeys=1000)
     market = simulate_market(cfg, seed=SEED)
     media = market.media.groupby(["date", "channel"]).spend.sum().unstack()
@@ -380,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="sampler seed (data seed is 3)")
     ap.add_argument("--quick", action="store_true", help="2 chains x 200 draws + 200 warm-up")
     ap.add_argument("--no-controls", action="store_true", help="fit without the controls")
+    ap.add_argument(
+        "--varied-spend",
+        action="store_true",
+        help="always-on channels get bursts (spend that varies enough to be measured)",
+    )
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument(
         "--peer-python",
@@ -401,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         args.chains, args.draws, args.warmup = 2, 200, 200
 
     print(f"preparing data ({args.channels} channels) ...", flush=True)
-    csv, meta = prepare(args.data_dir, args.channels)
+    csv, meta = prepare(args.data_dir, args.channels, args.varied_spend)
     work = args.data_dir / f"work-mmm-{args.channels}ch"
     work.mkdir(parents=True, exist_ok=True)
     settings = {
