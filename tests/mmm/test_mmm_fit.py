@@ -138,6 +138,15 @@ def test_a_short_fit_does_not_converge_says_do_not_use_and_is_stored(
         one = client.get("/api/v1/mmm/runs/1").json()
         assert one["summary"]["roi"] == out["roi"] and one["run"]["verdict"].startswith("do not")
         assert client.get("/api/v1/mmm/runs/9").status_code == 404
+        curves = client.get("/api/v1/mmm/runs/1/curves?points=5").json()
+        assert curves["channels"] == ["a", "b"]
+        b = curves["curves"]["b"]
+        assert len(b["spend"]) == 5 and b["spend"][0] == 0.0 and b["mean"][0] == 0.0
+        assert b["spend"][-1] == pytest.approx(2 * frame["b"].max(), rel=1e-5)
+        assert b["current_spend"] == pytest.approx(frame["b"].mean(), rel=1e-5)
+        assert all(lo <= hi for lo, hi in zip(b["lower"], b["upper"], strict=True))
+        assert client.get("/api/v1/mmm/runs/1/curves?points=1").status_code == 422
+        assert client.get("/api/v1/mmm/runs/9/curves").status_code == 404
     assert out["verdict"]["usable"] is False
     assert out["verdict"]["message"].startswith("do not use:")
     assert out["diagnostics"]["max_rhat"] > 1.01

@@ -55,6 +55,8 @@ class ResponseModel:
     spend_scale: FloatArray  # (C,) spend per scaled unit, per channel
     kpi_scale: float
     history: FloatArray  # (L, C) scaled spend of the last l_max fitted periods
+    history_mean: FloatArray  # (C,) mean scaled spend per period over the data
+    history_max: FloatArray  # (C,) highest scaled spend of a period
     adstock: Adstock
     saturation: Saturation
     params: dict[str, Any]  # media parameters, each (draws, C); "beta" (draws, C)
@@ -117,6 +119,8 @@ class ResponseModel:
             spend_scale=np.asarray(data.spend_scale, dtype=np.float64),
             kpi_scale=float(inputs.kpi_scale),
             history=history,
+            history_mean=scaled_spend.mean(axis=0),
+            history_max=scaled_spend.max(axis=0),
             adstock=mmm.adstock_,
             saturation=mmm.saturation_,
             params=params,
@@ -241,3 +245,28 @@ class ResponseModel:
         data, ``(draws, P)``, KPI units."""
         media = np.asarray(self.kpi(plan), dtype=np.float64)
         return self.baseline(media.shape[1]) + media
+
+
+def response_curves(rm: ResponseModel, points: int = 21, reach: float = 2.0) -> dict[str, Any]:
+    """Every channel's response curve for display: spend per period from 0 to ``reach`` times
+    the channel's highest historical spend per period, in ``points`` steps, with the posterior
+    mean and 90 % interval of the steady-state contribution per period, and the channel's
+    average historical spend per period (where it runs today)."""
+    if not 2 <= points <= 200:
+        raise ValueError(f"points must be 2 … 200, got {points}")
+    if not 0 < reach <= 10:
+        raise ValueError(f"reach must be > 0 and ≤ 10, got {reach}")
+    curves: dict[str, Any] = {}
+    for c, channel in enumerate(rm.channels):
+        top = float(rm.spend_scale[c] * max(float(rm.history_max[c]), 1e-12))
+        levels = np.linspace(0.0, reach * top, points)
+        draws = rm.response_curve(channel, levels)
+        lower, upper = np.quantile(draws, (0.05, 0.95), axis=0)
+        curves[channel] = {
+            "spend": levels.tolist(),
+            "mean": draws.mean(axis=0).tolist(),
+            "lower": lower.tolist(),
+            "upper": upper.tolist(),
+            "current_spend": float(rm.spend_scale[c] * rm.history_mean[c]),
+        }
+    return {"channels": list(rm.channels), "interval": [0.05, 0.95], "curves": curves}

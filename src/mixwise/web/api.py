@@ -196,6 +196,33 @@ def mmm_run(run_id: int, user: CurrentUser, ws: WorkspaceDep) -> JSONResponse:
     return JSONResponse(attribution.json_safe({"run": info.as_dict(), "summary": summary}))
 
 
+@router.get(
+    "/mmm/runs/{run_id}/curves",
+    responses={
+        200: {
+            "description": "Per channel: spend levels per period and the steady-state "
+            "contribution's posterior mean and 90 % interval, and today's average spend"
+        },
+        404: {"description": "No such run"},
+        422: {"description": "`points` outside 2 … 200"},
+    },
+)
+def mmm_curves(run_id: int, user: CurrentUser, ws: WorkspaceDep, points: int = 21) -> JSONResponse:
+    """Response curves of a stored MMM run (also of a "do not use" run: its verdict is in
+    `GET /mmm/runs/{run_id}`)."""
+    from mixwise.mmm.response import ResponseModel, response_curves
+    from mixwise.mmm.runs import RunNotFound, load_model
+
+    try:
+        model = load_model(ws, run_id)
+        curves = response_curves(ResponseModel.from_mmm(model, force=True, draws=200), points)
+    except RunNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return JSONResponse(attribution.json_safe(curves))
+
+
 @router.get("/users", response_model=list[UserPublic])
 def users(admin: AdminUser, ws: WorkspaceDep) -> list[UserPublic]:
     with ws.state.session() as s:
