@@ -30,8 +30,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +41,7 @@ sys.path.insert(0, str(HERE))
 
 from _data import Dataset, prepare  # noqa: E402
 from _proc import rss_mb as _rss_mb  # noqa: E402
+from _proc import run_child  # noqa: E402
 from _proc import versions as _versions  # noqa: E402
 
 # Rule-based models + Markov order 1 + Shapley: the set the 10M target is about.
@@ -282,36 +281,9 @@ STEPS: dict[str, Callable[[Path, Path], dict[str, Any]]] = {
 def run_step(step: str, data: Dataset, work: Path, timeout: float) -> dict[str, Any]:
     """Run one step in a child process; add its wall time and peak RSS (MB)."""
     out = work / f"{step}.json"
-    out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--step", step, "--db", str(data.warehouse)]
     cmd += ["--work", str(work)]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    peak, killed = 0.0, ""
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        rss = _rss_mb(proc.pid)
-        # VmHWM: the peak RSS since the child's exec (ru_maxrss from wait4 would also count
-        # the parent's memory the child inherited at fork).
-        peak = max(peak, _rss_mb(proc.pid, "VmHWM"))
-        elapsed = time.perf_counter() - start
-        if rss > MEMORY_GUARD_MB or elapsed > timeout:
-            killed = (
-                f"stopped at {rss:.0f} MB" if rss > MEMORY_GUARD_MB else f"timeout {timeout:.0f} s"
-            )
-            os.kill(proc.pid, signal.SIGKILL)
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    del usage
-    result: dict[str, Any] = {"process_wall": wall, "peak_mb": peak}
-    if proc.returncode == 0 and out.exists():
-        result.update(json.loads(out.read_text()))
-    else:
-        result["error"] = killed or f"exit code {proc.returncode}"
-    return result
+    return run_child(cmd, out, timeout, MEMORY_GUARD_MB)
 
 
 def shares(credits: dict[str, float], channels: list[str]) -> dict[str, float]:

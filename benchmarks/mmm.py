@@ -31,7 +31,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _proc import rss_mb as _rss_mb  # noqa: E402
+from _proc import run_child  # noqa: E402
 from _proc import versions as _versions  # noqa: E402
 
 DEFAULT_PEER = Path("/tmp/peers-mmm/bin/python")
@@ -252,34 +251,7 @@ open(cfg["out"], "w").write(json.dumps(out))
 # --------------------------------------------------------------------------- parent side
 def run_step(cmd: list[str], out: Path, log: Path, timeout: float) -> dict[str, Any]:
     """Run one step in a child process; add its wall time and peak RSS (MB)."""
-    out.unlink(missing_ok=True)
-    start = time.perf_counter()
-    with log.open("w") as err:
-        proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT)
-        peak, killed = 0.0, ""
-        while True:
-            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            rss = _rss_mb(proc.pid)
-            peak = max(peak, _rss_mb(proc.pid, "VmHWM"))
-            elapsed = time.perf_counter() - start
-            if not killed and (rss > MEMORY_GUARD_MB or elapsed > timeout):
-                killed = (
-                    f"stopped at {rss:.0f} MB"
-                    if rss > MEMORY_GUARD_MB
-                    else f"timeout {timeout:.0f} s"
-                )
-                os.kill(proc.pid, signal.SIGKILL)
-            time.sleep(0.05)
-    code = os.waitstatus_to_exitcode(status)
-    result: dict[str, Any] = {"process_wall": time.perf_counter() - start, "peak_mb": peak}
-    if code == 0 and out.exists():
-        result.update(json.loads(out.read_text()))
-    else:
-        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-        result["error"] = killed or f"exit code {code}: " + " | ".join(tail)
-    return result
+    return run_child(cmd, out, timeout, MEMORY_GUARD_MB, log)
 
 
 def peer_check(peer: Path | None) -> str | None:

@@ -27,6 +27,13 @@ def test_user_events_and_holidays_outside_the_data() -> None:
     assert base.holidays.sum() * 7 == pytest.approx(3)
     assert base.holidays[2, 0] == pytest.approx(3 / 7)  # Mar 18–24 holds Mar 19–21
 
+    # A fitted model's columns, for periods where only the event falls: the absent holiday
+    # gets a zero column, in the fitted order.
+    fixed = baseline_design(dates, 7, spec, holiday_names=("double_11", "store_opening"))
+    assert fixed.holiday_names == ("double_11", "store_opening")
+    np.testing.assert_allclose(fixed.holidays[:, 0], 0.0)
+    np.testing.assert_allclose(fixed.holidays[:, 1], base.holidays[:, 0])
+
 
 def test_trend_continues_into_the_future_and_weekly_terms_only_for_days() -> None:
     weeks = pd.date_range("2024-01-01", periods=10, freq="7D")

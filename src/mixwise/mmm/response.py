@@ -204,14 +204,16 @@ class ResponseModel:
         levels = np.asarray(spend, dtype=np.float64).reshape(-1)
         if np.any(levels < 0) or not np.all(np.isfinite(levels)):
             raise ValueError("spend levels must be finite and >= 0")
+        import jax
+
         l_max = int(getattr(self.adstock, "l_max", 1))
-        plan = np.zeros((l_max + 1, len(self.channels)))
-        out = []
-        for level in levels:  # a constant series, read at its last period
-            plan[:, c] = level
-            sat = self._saturated(jnp.asarray(plan, dtype=jnp.float32), carry_over=False)
-            out.append(np.asarray(sat[:, -1, c] * self.params["beta"][:, c]) * self.kpi_scale)
-        return np.stack(out, axis=1).astype(np.float64)
+        # One constant series per level, read at its last period; all levels in one call.
+        plans = np.zeros((len(levels), l_max + 1, len(self.channels)), dtype=np.float32)
+        plans[:, :, c] = levels[:, None]
+        sat = jax.vmap(lambda p: self._saturated(p, carry_over=False))(jnp.asarray(plans))
+        last = np.asarray(sat[:, :, -1, c], dtype=np.float64)  # (levels, draws)
+        beta = np.asarray(self.params["beta"][:, c], dtype=np.float64)
+        return (last * beta[None, :]).T * self.kpi_scale
 
     # -- the whole KPI ------------------------------------------------------------------------
     def future_dates(self, periods: int) -> pd.DatetimeIndex:
