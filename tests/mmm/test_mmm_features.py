@@ -10,12 +10,21 @@ from mixwise.mmm.features import BaselineSpec, baseline_design
 
 
 def test_double_11_window_spreads_over_the_weeks_it_touches() -> None:
-    # Double 11 2024 ramps from Nov 1 (10 days before) to Nov 12 (1 day after).
+    # Double 11 2024 (a Monday) ramps from Nov 1 (10 days before) to Nov 12 (1 day after).
     dates = pd.date_range("2024-10-21", periods=5, freq="7D")  # Mondays
-    base = baseline_design(dates, 7, BaselineSpec(holidays=("double_11",)))
-    assert base.holiday_names == ("double_11",)
-    # Oct 28 – Nov 3 holds Nov 1–3; Nov 4–10 all of it; Nov 11–17 holds Nov 11–12.
-    np.testing.assert_allclose(base.holidays[:, 0], [0, 3 / 7, 1, 2 / 7, 0])
+    box = baseline_design(dates, 7, BaselineSpec(holidays=("double_11",), holiday_shape="box"))
+    assert box.holiday_names == ("double_11",)
+    # Oct 28 – Nov 3 holds Nov 1–3; Nov 4–10 seven window days; Nov 11–17 holds Nov 11–12.
+    np.testing.assert_allclose(box.holidays[:, 0], [0, 3 / 7, 1, 2 / 7, 0])
+    # The default ramp weighs day offset -k (k = 1 … 10) by 1 - k/11, the day by 1 and the
+    # day after by 1 - 1/2: Nov 1–3 = (1+2+3)/11, Nov 4–10 = (4+…+10)/11, Nov 11–12 = 1.5.
+    ramp = baseline_design(dates, 7, BaselineSpec(holidays=("double_11",)))
+    np.testing.assert_allclose(ramp.holidays[:, 0], [0, 6 / 77, 7 / 11, 1.5 / 7, 0])
+    daily = baseline_design(pd.date_range("2024-11-09", periods=5), 1, BaselineSpec())
+    # Nov 9 … 13: offsets -2, -1, 0, +1, +2.
+    np.testing.assert_allclose(daily.holidays[:, 0], [9 / 11, 10 / 11, 1, 0.5, 0])
+    with pytest.raises(ValueError, match="holiday_shape"):
+        BaselineSpec(holiday_shape="bell")  # type: ignore[arg-type]
 
 
 def test_user_events_and_holidays_outside_the_data() -> None:
@@ -24,8 +33,9 @@ def test_user_events_and_holidays_outside_the_data() -> None:
     base = baseline_design(dates, 7, spec)
     # No built-in holiday falls in March–April 2024: only the event is kept (window ±1 day).
     assert base.holiday_names == ("store_opening",)
-    assert base.holidays.sum() * 7 == pytest.approx(3)
-    assert base.holidays[2, 0] == pytest.approx(3 / 7)  # Mar 18–24 holds Mar 19–21
+    # The ramp weighs Mar 19, 20, 21 by 1/2, 1, 1/2; all three fall in the week of Mar 18–24.
+    assert base.holidays.sum() * 7 == pytest.approx(2)
+    assert base.holidays[2, 0] == pytest.approx(2 / 7)
 
     # A fitted model's columns, for periods where only the event falls: the absent holiday
     # gets a zero column, in the fitted order.

@@ -51,7 +51,17 @@ def test_verdict_names_what_failed() -> None:
     assert not verdict.usable
     assert verdict.message.startswith("do not use: chains did not converge (R-hat 1.200")
     assert "on roi" in verdict.message and "35 < 400" in verdict.message
-    assert "3 divergent transitions" in verdict.message and "try more warmup" in verdict.message
+    assert "3 divergent transitions (1.50% of the draws" in verdict.message
+    assert "try more warmup" in verdict.message
+    # A few divergences (up to 0.1 % of the draws) are tolerated, and said; one more is not.
+    few = Diagnostics(max_rhat=1.004, min_ess=812, divergences=4, draws=1000, chains=4, worst="x")
+    assert model._verdict(few).usable
+    assert model._verdict(few).message.startswith("usable (4 divergent transitions, 0.10%")
+    more = Diagnostics(max_rhat=1.004, min_ess=812, divergences=5, draws=1000, chains=4, worst="x")
+    assert not model._verdict(more).usable
+    assert "5 divergent transitions (0.12% of the draws, more than 0.1%)" in (
+        model._verdict(more).message
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,17 @@ predicts a plan:
   ``k = 1 … order`` with ``d`` the day of the period's middle since a fixed epoch (so the
   same calendar day gets the same value in every year and in forecasts); weekly seasonality
   (period 7 days) only for daily data;
-- **holidays**: for each holiday name, the share of the period's days that fall in its window
-  (``before`` days before to ``after`` days after the day, as in the simulator's effects):
-  a weekly period that holds the whole Double 11 ramp gets 1, a week with two of its days
-  2/7.
+- **holidays**: for each holiday name, how much of its window (``before`` days before to
+  ``after`` days after the day) falls in the period. With the default ``holiday_shape="ramp"``
+  each window day weighs ``1 - |offset| / (side + 1)`` — 1 on the day, falling linearly to 0
+  just outside the window, as pre-sales build up to a shopping festival and fade after it —
+  and a period's value is the sum of its days' weights divided by its length (a daily model's
+  holiday column is 1 on the day itself). ``"box"`` weighs every window day 1: a weekly period
+  that holds the whole window gets 1, a week with two of its days 2/7. The ramp matters: with
+  box windows a weekly fit of the demo market could not explain how Double 11 builds up and
+  used an always-on channel's spend (which rises with it) as a holiday indicator — a
+  steep S-shaped response, chains stuck in different modes (R-hat 2.4); with ramps the same
+  fit converged (benchmarks/RESULTS.md).
 
 Holidays come from :func:`mixwise.simulate.holidays.holiday_calendar` (Spring Festival, 618,
 Double 11, Black Friday) plus user events.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +50,7 @@ HOLIDAY_WINDOWS: dict[str, tuple[int, int]] = {
     "black_friday": (3, 3),
 }
 DEFAULT_WINDOW = (1, 1)
+HolidayShape = Literal["ramp", "box"]
 _EPOCH = pd.Timestamp("2000-01-01")
 
 
@@ -54,10 +63,13 @@ class BaselineSpec:
     holidays: tuple[str, ...] = BUILTIN_HOLIDAYS
     events: tuple[tuple[str, str], ...] = ()  # (date ISO, name) user events
     windows: Mapping[str, tuple[int, int]] = field(default_factory=lambda: dict(HOLIDAY_WINDOWS))
+    holiday_shape: HolidayShape = "ramp"
 
     def __post_init__(self) -> None:
         if self.yearly_order < 0 or self.weekly_order < 0:
             raise ValueError("Fourier orders must be >= 0")
+        if self.holiday_shape not in ("ramp", "box"):
+            raise ValueError(f"holiday_shape must be 'ramp' or 'box', got {self.holiday_shape!r}")
 
 
 @dataclass(frozen=True)
@@ -130,11 +142,16 @@ def _holiday_shares(
     for day, name in zip(calendar["date"], calendar["holiday"], strict=True):
         before, after = spec.windows.get(name, DEFAULT_WINDOW)
         center = (pd.Timestamp(day) - _EPOCH).days
-        window = np.arange(center - before, center + after + 1)
+        offsets = np.arange(-before, after + 1)
+        if spec.holiday_shape == "ramp":
+            side = np.where(offsets < 0, before, after).astype(np.float64)
+            weight = 1.0 - np.abs(offsets) / (side + 1.0)
+        else:
+            weight = np.ones(len(offsets))
         # Which period each window day falls in (periods are contiguous, period_days long).
-        index = (window - period_start[0]) // period_days
+        index = (center + offsets - period_start[0]) // period_days
         inside = (index >= 0) & (index < len(dates))
-        np.add.at(shares[:, names.index(name)], index[inside], 1.0 / period_days)
+        np.add.at(shares[:, names.index(name)], index[inside], weight[inside] / period_days)
     # A holiday that never falls in the data cannot be estimated.
     keep: npt.NDArray[np.bool_] = np.asarray(shares.sum(axis=0) > 0)
     kept = [n for i, n in enumerate(names) if bool(keep[i])]

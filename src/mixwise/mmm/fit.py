@@ -16,13 +16,23 @@ of a minute, fine for exploring, labelled as such in every output, and never "us
 the optimizer (it has no convergence diagnostics).
 
 The verdict: a NUTS fit is usable when every R-hat ≤ ``max_rhat`` (1.01), every effective
-sample size ≥ ``min_ess`` (400) and no transition diverged; otherwise it says what failed and
-what to try. Every estimate comes with a 90 % interval (the 5 % and 95 % posterior quantiles).
+sample size ≥ ``min_ess`` (400) and at most ``max_divergent_share`` (0.1 %, 4 of 4 × 1000) of
+the transitions diverged; otherwise it says what failed and what to try. A usable fit with a
+few divergences says how many. Every estimate comes with a 90 % interval (the 5 % and 95 %
+posterior quantiles).
+
+Progress: ``fit(data, on_progress=callback)`` calls ``callback(phase, fraction)`` as the fit
+goes — ``"preparing"``, ``"sampling"`` (fraction: the share of all chains' warm-up and
+sampling iterations done), ``"summarising"``, ``"done"``; the fast mode reports
+``"fitting"``, ``"summarising"``, ``"done"``. NumPyro has no progress callback, so while such
+a fit runs its progress bars are replaced by counters (see :func:`_reporting_progress`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,12 +41,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from mixwise.mmm.data import MMMData
+from mixwise.mmm.devices import request_host_devices
 from mixwise.mmm.features import BaselineSpec, baseline_design
 from mixwise.mmm.model import ModelInputs
 from mixwise.mmm.transforms import Adstock, Saturation, get_adstock, get_saturation
 
 FloatArray = npt.NDArray[np.float64]
 Method = Literal["nuts", "map"]
+ProgressCallback = Callable[[str, float], None]
 _INTERVAL = (0.05, 0.95)
 
 
@@ -87,21 +99,28 @@ class MMM:
     chains: int = 4
     draws: int = 1000
     warmup: int = 1000
-    target_accept: float = 0.9
+    target_accept: float = 0.95
     max_rhat: float = 1.01
     min_ess: float = 400.0
+    max_divergent_share: float = 0.001  # divergent transitions tolerated, share of all draws
     holdout: int = 0  # last periods left out of the likelihood, to measure forecast error
     seed: int = 0
     progress: bool = True
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, data: MMMData) -> MMM:
-        """Fit on ``data``; sets ``samples_``, ``diagnostics_``, ``verdict_``, ``roi_``."""
-        import numpyro
+    def fit(self, data: MMMData, *, on_progress: ProgressCallback | None = None) -> MMM:
+        """Fit on ``data``; sets ``samples_``, ``diagnostics_``, ``verdict_``, ``roi_``.
 
+        ``on_progress(phase, fraction)``, if given, is told how far the fit is (see the module
+        docstring); the terminal progress bar is then off. It may be called from another
+        thread (NumPyro's parallel chains report from XLA's callback threads) and should
+        return quickly.
+        """
+        report: ProgressCallback = on_progress or _no_progress
+        report("fitting" if self.method == "map" else "preparing", 0.0)
         # One XLA host device per chain, so chains run in parallel threads; this only takes
         # effect before JAX's first computation in the process (later: chains vectorised).
-        numpyro.set_host_device_count(max(self.chains, 1))
+        request_host_devices(max(self.chains, 1))
         import jax
 
         from mixwise.mmm.model import media_model
@@ -119,10 +138,11 @@ class MMM:
         key = jax.random.PRNGKey(self.seed)
         self.diagnostics_: Diagnostics | None = None
         if self.method == "nuts":
-            self.samples_, self.diagnostics_ = _nuts(model, kpi, key, self)
+            self.samples_, self.diagnostics_ = _nuts(model, kpi, key, self, on_progress)
             self.verdict_ = self._verdict(self.diagnostics_)
         elif self.method == "map":
             self.samples_ = _laplace(model, kpi, key, self.draws)
+            report("summarising", 1.0)
             self.verdict_ = Verdict(
                 False,
                 "fast mode (MAP with a Laplace approximation): good for exploring; "
@@ -130,8 +150,24 @@ class MMM:
             )
         else:
             raise ValueError(f"method must be 'nuts' or 'map', got {self.method!r}")
+        self.samples_.update(self._baseline_draws(kpi))
         self._summarise()
+        report("done", 1.0)
         return self
+
+    def _baseline_draws(self, kpi: FloatArray) -> dict[str, FloatArray]:
+        """The baseline's coefficients per draw (the model integrates them out)."""
+        from mixwise.mmm.model import sample_baseline
+
+        s = self.samples_
+        media = np.einsum(
+            "ntc,nc->nt",
+            np.asarray(s["saturated"], dtype=np.float64),
+            np.asarray(s["beta"], dtype=np.float64),
+        )
+        if "synergy" in s:
+            media = media + np.asarray(s["synergy"], dtype=np.float64).sum(axis=2)
+        return sample_baseline(self.inputs_, kpi, media, np.asarray(s["sigma"]), self.seed)
 
     def _inputs(self, data: MMMData) -> tuple[ModelInputs, FloatArray]:
         if data.n_geos != 1:
@@ -224,9 +260,19 @@ class MMM:
             )
         if not d.min_ess >= self.min_ess:
             problems.append(f"too few effective draws ({d.min_ess:.0f} < {self.min_ess:.0f})")
-        if d.divergences:
-            problems.append(f"{d.divergences} divergent transitions")
+        draws = max(d.draws * d.chains, 1)
+        tolerated = self.max_divergent_share * draws
+        share = f"{d.divergences / draws:.2%} of the draws"
+        divergent = f"{d.divergences} divergent transition{'' if d.divergences == 1 else 's'}"
+        if d.divergences > tolerated:
+            problems.append(f"{divergent} ({share}, more than {self.max_divergent_share:.1%})")
         if not problems:
+            if d.divergences:
+                return Verdict(
+                    True,
+                    f"usable ({divergent}, {share}: within the "
+                    f"{self.max_divergent_share:.1%} tolerated)",
+                )
             return Verdict(True, "usable")
         advice = (
             "try more warmup and draws (--warmup, --draws), a higher target_accept, "
@@ -323,7 +369,17 @@ class MMM:
 
 
 # -- samplers ---------------------------------------------------------------------------------
-def _nuts(model: Any, kpi: FloatArray, key: Any, cfg: MMM) -> tuple[dict[str, Any], Diagnostics]:
+def _no_progress(phase: str, fraction: float) -> None:
+    """The progress callback of a fit nobody watches."""
+
+
+def _nuts(
+    model: Any,
+    kpi: FloatArray,
+    key: Any,
+    cfg: MMM,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[dict[str, Any], Diagnostics]:
     import jax
     from numpyro.diagnostics import summary
     from numpyro.infer import MCMC, NUTS
@@ -335,9 +391,19 @@ def _nuts(model: Any, kpi: FloatArray, key: Any, cfg: MMM) -> tuple[dict[str, An
         num_samples=cfg.draws,
         num_chains=cfg.chains,
         chain_method="parallel" if parallel else "vectorized",
-        progress_bar=cfg.progress,
+        progress_bar=cfg.progress and on_progress is None,
     )
-    mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",))
+    if on_progress is None:
+        mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",))
+    else:
+        # NumPyro turns its bars off when $CI is set; the counters need them on.
+        mcmc.progress_bar = True
+        counter = _Progress(on_progress, cfg.chains * (cfg.warmup + cfg.draws), cfg.chains)
+        with _reporting_progress(counter):
+            mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",))
+            # Parallel chains run asynchronously: wait for their last progress callbacks.
+            jax.block_until_ready(mcmc.last_state)
+        on_progress("summarising", 1.0)
     grouped = mcmc.get_samples(group_by_chain=True)
     free = [k for k in grouped if k not in _DETERMINISTIC]
     stats = summary({k: grouped[k] for k in free}, group_by_chain=True)
@@ -356,7 +422,95 @@ def _nuts(model: Any, kpi: FloatArray, key: Any, cfg: MMM) -> tuple[dict[str, An
     return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, diag
 
 
-_DETERMINISTIC = {"saturated", "beta", "synergy", "baseline", "mu"}
+_DETERMINISTIC = {"saturated", "beta", "synergy"}  # the model's derived sites
+
+
+# -- progress of a NUTS run ---------------------------------------------------------------------
+# NumPyro 0.22 reports MCMC progress only through tqdm: one bar per chain (``tqdm_auto``, fed
+# from XLA callbacks) when chains run in parallel, otherwise one Python loop over
+# ``tqdm.trange`` whose every step advances all (vectorised) chains. While a fit with
+# ``on_progress`` runs, both names in ``numpyro.util`` are replaced by silent bars that count.
+_PATCH_LOCK = threading.Lock()  # one patched fit at a time (the patch is process-wide)
+
+
+class _Progress:
+    """Counts a NUTS run's iterations over all chains and reports the fraction done."""
+
+    def __init__(self, callback: ProgressCallback, total: int, loop_weight: int) -> None:
+        self.callback = callback
+        self.total = max(total, 1)
+        self.loop_weight = loop_weight  # iterations one step of the trange loop stands for
+        self.owner = threading.get_ident()  # bars made by other threads are not this fit's
+        self._lock = threading.Lock()
+        self._done = 0
+        self._reported: float | None = None
+
+    def add(self, iterations: int) -> None:
+        with self._lock:  # chains report from several threads; keep the fractions in order
+            self._done += iterations
+            fraction = min(self._done / self.total, 1.0)
+            if fraction != self._reported:
+                self._reported = fraction
+                self.callback("sampling", fraction)
+
+
+def _counting_bar(progress: _Progress, weight: int) -> type[Any]:
+    from tqdm.std import tqdm as std_tqdm
+
+    class CountingBar(std_tqdm):  # type: ignore[misc, type-arg]
+        """A tqdm bar that prints nothing and forwards its counts to ``progress``."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            progress.add(int(n or 0) * weight)
+            return None
+
+        def __iter__(self) -> Iterator[Any]:
+            for item in self.iterable:
+                yield item
+                progress.add(weight)  # the loop body ran for this item
+
+    return CountingBar
+
+
+@contextmanager
+def _reporting_progress(progress: _Progress) -> Iterator[None]:
+    """Within: NumPyro's bars made by this thread count into ``progress`` instead of
+    printing; bars of other threads stay ordinary tqdm bars. Always restored."""
+    import numpyro.util as nutil
+    import tqdm as tqdm_module
+    from tqdm.auto import tqdm as tqdm_auto
+
+    bar = _counting_bar(progress, 1)
+    loop_bar = _counting_bar(progress, progress.loop_weight)
+
+    def chain_bar(*args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == progress.owner:
+            return bar(*args, **kwargs)
+        return tqdm_auto(*args, **kwargs)
+
+    def trange(*args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == progress.owner:
+            return loop_bar(range(*args), **kwargs)
+        return tqdm_module.trange(*args, **kwargs)
+
+    class TqdmShim:
+        """Stands in for the ``tqdm`` module inside ``numpyro.util`` (only ``trange`` is used)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return trange if name == "trange" else getattr(tqdm_module, name)
+
+    with _PATCH_LOCK:
+        saved = nutil.tqdm_auto, nutil.tqdm
+        nutil.tqdm_auto = chain_bar  # type: ignore[assignment]
+        nutil.tqdm = TqdmShim()  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            nutil.tqdm_auto, nutil.tqdm = saved
 
 
 def _laplace(model: Any, kpi: FloatArray, key: Any, draws: int) -> dict[str, Any]:

@@ -28,6 +28,16 @@ incremental KPI ``m`` with standard error ``se`` adds ``m ~ Normal(kpi_scale * s
 (beta_c s[t, c] + synergies involving c), se)`` to the likelihood: the channel's
 contribution over the test, as the model sees it, must match the experiment.
 
+**The baseline is integrated out.** The baseline is linear in its coefficients (intercept,
+trend, seasonality, holidays, controls) and their priors are Normal, so given the media
+parameters and ``sigma`` the KPI is Normal with the baseline's uncertainty folded into its
+covariance (:func:`_marginal_loglik`); NUTS samples only the media parameters and ``sigma``,
+and each draw's coefficients are drawn afterwards from their exact conditional posterior
+(:func:`sample_baseline`). The joint posterior is the same; the sampler's is much easier: the
+intercept and the channels whose spend barely varies trade off along a narrow curved ridge,
+which took NUTS ~240 leapfrog steps per draw and left divergences; without the intercept it
+takes ~35 (4 × 1000 draws of the benchmark market: 14 s instead of 60, no divergences).
+
 **Synergy** gains are reported in KPI units: ``kpi_scale * sum_t kappa_ab s[t, a] s[t, b]``,
 the joint effect minus the sum of the single effects.
 """
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpy.typing as npt
@@ -105,30 +116,11 @@ def media_model(
         joint = jnp.zeros((n_periods, 0))
         synergy_total = jnp.zeros(n_periods)
 
-    intercept = numpyro.sample("intercept", dist.Normal(0.6, 0.5))
-    slope = numpyro.sample("trend", dist.Normal(0.0, 0.5))
-    # The trend is centred on the fitted periods, so the intercept is the mean level and does
-    # not trade off against the slope (which made the two the worst-mixing parameters).
-    trend = jnp.asarray(inputs.trend)
-    centre = jnp.sum(trend * fitted_mask) / jnp.maximum(jnp.sum(fitted_mask), 1.0)
-    baseline = intercept + slope * (trend - centre)
-    for name, design, scale in (
-        ("seasonality", inputs.seasonality, 0.25),
-        ("holidays", inputs.holidays, 0.5),
-        ("controls", inputs.controls, 0.25),
-    ):
-        if design.shape[1]:
-            coef = numpyro.sample(
-                name, dist.Normal(0.0, scale).expand([design.shape[1]]).to_event(1)
-            )
-            baseline = baseline + jnp.asarray(design) @ coef
-    numpyro.deterministic("baseline", baseline)
-    mu = baseline + jnp.sum(media, axis=1) + synergy_total
-    numpyro.deterministic("mu", mu)
     sigma = numpyro.sample("sigma", dist.HalfNormal(0.25))
-
-    with numpyro.handlers.mask(mask=fitted_mask.astype(bool)):
-        numpyro.sample("kpi", dist.Normal(mu, sigma), obs=kpi)
+    if kpi is not None:
+        design = baseline_prior(inputs)
+        media_total = jnp.sum(media, axis=1) + synergy_total
+        numpyro.factor("kpi", _marginal_loglik(design, jnp.asarray(kpi) - media_total, sigma))
 
     if len(inputs.lift_channel):
         per_channel = media
@@ -143,3 +135,121 @@ def media_model(
             dist.Normal(effect * inputs.kpi_scale, jnp.asarray(inputs.lift_se)).to_event(1),
             obs=jnp.asarray(inputs.lift_measured),
         )
+
+
+# -- the baseline, integrated out ----------------------------------------------------------
+@dataclass(frozen=True)
+class BaselinePrior:
+    """The baseline as one linear regression: ``baseline = X @ b``, ``b ~ Normal(mean, sd)``.
+
+    Columns: intercept (prior Normal(0.6, 0.5)), the trend centred on the fitted periods
+    (Normal(0, 0.5)), seasonality (0.25), holidays (0.5) and controls (0.25); ``blocks`` names
+    the sample site of each range of columns (``intercept`` and ``trend`` are scalars).
+    ``fit_mask`` zeroes the held-out rows of ``masked``.
+    """
+
+    x: FloatArray  # (T, P), every period
+    masked: FloatArray  # (T, P), held-out rows zero
+    gram: FloatArray  # (P, P) masked.T @ masked
+    mean: FloatArray  # (P,)
+    sd: FloatArray  # (P,)
+    n_fitted: float
+    blocks: tuple[tuple[str, int, int], ...]
+
+
+def baseline_prior(inputs: ModelInputs) -> BaselinePrior:
+    mask = np.asarray(inputs.fit_mask, dtype=np.float64)
+    trend = np.asarray(inputs.trend, dtype=np.float64)
+    centre = float((trend * mask).sum() / max(mask.sum(), 1.0))
+    columns: list[FloatArray] = [np.ones(len(trend))[:, None], (trend - centre)[:, None]]
+    means, sds = [0.6, 0.0], [0.5, 0.5]
+    blocks = [("intercept", 0, 1), ("trend", 1, 2)]
+    start = 2
+    for name, design, scale in (
+        ("seasonality", inputs.seasonality, 0.25),
+        ("holidays", inputs.holidays, 0.5),
+        ("controls", inputs.controls, 0.25),
+    ):
+        width = int(np.shape(design)[1])
+        if width:
+            columns.append(np.asarray(design, dtype=np.float64))
+            means += [0.0] * width
+            sds += [scale] * width
+            blocks.append((name, start, start + width))
+            start += width
+    x = np.hstack(columns)
+    masked = x * mask[:, None]
+    return BaselinePrior(
+        x=x,
+        masked=masked,
+        gram=masked.T @ masked,
+        mean=np.array(means),
+        sd=np.array(sds),
+        n_fitted=float(mask.sum()),
+        blocks=tuple(blocks),
+    )
+
+
+def _marginal_loglik(design: BaselinePrior, rest: jax.Array, sigma: jax.Array) -> jax.Array:
+    """``log p(kpi | media, sigma)`` with the baseline's coefficients integrated out.
+
+    ``rest`` is the KPI minus media and synergy. With ``r = rest - X mean`` (fitted rows) the
+    KPI is ``Normal(0, s2 I + X S X')`` (``S = diag(sd^2)``, ``s2 = sigma^2``). With
+    ``A = X'X + s2 S^-1`` and ``b = A^-1 X' r`` (the regularised least-squares fit)::
+
+        r' C^-1 r = (|r - X b|^2 + s2 |b / sd|^2) / s2          (two positive terms: no
+        log |C|   = (n - P) log s2 + sum log sd^2 + log |A|      cancellation in float32)
+    """
+    s2 = sigma**2
+    x = jnp.asarray(design.masked, dtype=rest.dtype)
+    r = (rest - jnp.asarray(design.x @ design.mean, dtype=rest.dtype)) * jnp.asarray(
+        design.masked[:, 0], dtype=rest.dtype
+    )
+    sd = jnp.asarray(design.sd, dtype=rest.dtype)
+    a = jnp.asarray(design.gram, dtype=rest.dtype) + jnp.diag(s2 / sd**2)
+    chol = jnp.linalg.cholesky(a)
+    b = jax.scipy.linalg.cho_solve((chol, True), x.T @ r)
+    resid = r - x @ b
+    quad = (resid @ resid + s2 * jnp.sum((b / sd) ** 2)) / s2
+    n, p = design.n_fitted, len(design.sd)
+    logdet = (n - p) * jnp.log(s2) + jnp.sum(jnp.log(sd**2)) + 2 * jnp.sum(jnp.log(jnp.diag(chol)))
+    return -0.5 * (quad + logdet + n * jnp.log(2 * jnp.pi))
+
+
+def sample_baseline(
+    inputs: ModelInputs,
+    kpi: FloatArray,
+    media_total: FloatArray,
+    sigma: FloatArray,
+    seed: int,
+) -> dict[str, FloatArray]:
+    """Per posterior draw, the baseline's coefficients from their conditional posterior
+    (Gaussian given media and sigma), and the ``baseline`` and ``mu`` series they give.
+
+    ``media_total`` is (draws, T) in scaled KPI units, ``sigma`` (draws,). Returns the sites
+    the model had before the baseline was integrated out: ``intercept``, ``trend`` (scalars
+    per draw), ``seasonality``, ``holidays``, ``controls`` (when they have columns),
+    ``baseline`` and ``mu`` (draws, T).
+    """
+    design = baseline_prior(inputs)
+    s2 = np.asarray(sigma, dtype=np.float64).reshape(-1) ** 2
+    mask = np.asarray(inputs.fit_mask, dtype=np.float64)
+    rest = np.asarray(kpi, dtype=np.float64)[None, :] - np.asarray(media_total, dtype=np.float64)
+    r = (rest - design.x @ design.mean) * mask  # (N, T)
+    a = design.gram[None] + s2[:, None, None] * np.diag(1.0 / design.sd**2)[None]
+    chol = np.linalg.cholesky(a)  # (N, P, P)
+    rhs = r @ design.masked  # (N, P)
+    centre = np.linalg.solve(a, rhs[..., None])[..., 0]
+    # Cov = s2 A^-1 = (L^-T)(L^-1) s2: draw L^-T z.
+    z = np.random.default_rng(seed).standard_normal(centre.shape)
+    eye = np.broadcast_to(np.eye(len(design.sd)), chol.shape)
+    inv_lower = np.linalg.solve(chol, eye)  # L^-1
+    noise = np.einsum("nqp,nq->np", inv_lower, z) * np.sqrt(s2)[:, None]
+    coef = design.mean[None, :] + centre + noise
+    out: dict[str, FloatArray] = {}
+    for name, lo, hi in design.blocks:
+        block = coef[:, lo:hi]
+        out[name] = block[:, 0] if name in ("intercept", "trend") else block
+    out["baseline"] = coef @ design.x.T
+    out["mu"] = out["baseline"] + np.asarray(media_total, dtype=np.float64)
+    return out

@@ -202,6 +202,7 @@ def load_model(ws: Workspace, run_id: int | None = None) -> MMM:
     baseline["holidays"] = tuple(baseline["holidays"])
     baseline["events"] = tuple(tuple(e) for e in baseline["events"])
     baseline["windows"] = {k: tuple(v) for k, v in baseline["windows"].items()}
+    baseline.setdefault("holiday_shape", "box")  # runs stored before ramps were the default
     settings["baseline"] = BaselineSpec(**baseline)
     settings["lift_tests"] = [LiftTest(**t) for t in settings["lift_tests"]]
     settings["synergies"] = [tuple(p) for p in settings["synergies"]]

@@ -383,11 +383,14 @@ class HillSaturation(Saturation):
     def priors(self, n_channels: int) -> dict[str, dist.Distribution]:
         # half ~ Gamma(3, 3): mean 1 (half effect at an average period's spend), 95% in about
         # 0.2-2.4; the light right tail keeps half from running off where the curve is linear
-        # over the data and trades off with beta. slope ~ Gamma(4, 3): mode 1, mean 4/3, ~91%
-        # of its mass in 0.5-3 (concave to a moderate S).
+        # over the data and trades off with beta. slope ~ LogNormal(0, 0.3): median 1, 95% in
+        # 0.55-1.8 (concave to a mild S). Spend that barely varies cannot tell the curve's
+        # shape, and the wider Gamma(4, 3) (10% above 2.4) let such channels take steep
+        # S-curves that act as regime switches, a mode some chains found and others did not
+        # (Meridian fixes the slope at 1 for the same reason; benchmarks/RESULTS.md).
         return {
             "half": dist.Gamma(3.0, 3.0).expand([n_channels]),
-            "slope": dist.Gamma(4.0, 3.0).expand([n_channels]),
+            "slope": dist.LogNormal(0.0, 0.3).expand([n_channels]),
         }
 
 
