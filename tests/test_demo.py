@@ -1,12 +1,15 @@
-"""`mixwise demo --no-serve` builds a workspace holding all eight kinds, and refreshes it."""
+"""`mixwise demo --no-serve` builds a workspace holding all eight kinds and a fitted MMM run,
+and refreshes it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from mixwise import demo as demo_module
 from mixwise.cli import main
 from mixwise.store.schemas import KINDS
 
@@ -14,10 +17,12 @@ from mixwise.store.schemas import KINDS
 def test_demo_builds_then_refreshes_without_duplicating(tmp_path: Path) -> None:
     target = tmp_path / "demo"
     runner = CliRunner()
-    out = runner.invoke(main, ["demo", str(target), "--no-serve", "--json"], catch_exceptions=False)
+    out = runner.invoke(
+        main, ["demo", str(target), "--no-serve", "--no-mmm", "--json"], catch_exceptions=False
+    )
     assert out.exit_code == 0, out.output
     built = json.loads(out.output)
-    assert built["url"] is None
+    assert built["url"] is None and built["mmm_run"] is None
     assert {u["username"] for u in built["users"]} == {"demo", "analyst", "viewer"}
 
     tables = runner.invoke(main, ["tables", "-w", str(target), "--json"])
@@ -27,7 +32,9 @@ def test_demo_builds_then_refreshes_without_duplicating(tmp_path: Path) -> None:
     media = next(t for t in json.loads(tables.output)["tables"] if t["kind"] == "media")
     assert len(media["channels"]) >= 8
 
-    again = runner.invoke(main, ["demo", str(target), "--no-serve"], catch_exceptions=False)
+    again = runner.invoke(
+        main, ["demo", str(target), "--no-serve", "--no-mmm"], catch_exceptions=False
+    )
     assert again.exit_code == 0, again.output
     assert "password: mixwise-demo" in again.output
     tables = runner.invoke(main, ["tables", "-w", str(target), "--json"])
@@ -42,3 +49,32 @@ def test_demo_refuses_a_directory_that_is_not_a_workspace(tmp_path: Path) -> Non
     out = CliRunner().invoke(main, ["demo", str(tmp_path), "--no-serve"])
     assert out.exit_code == 1 and "not a mixwise workspace" in out.output
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_demo_fits_the_mmm_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build stores an MMM run (the real fit with fewer draws, to stay fast) that
+    `mmm show` reads; a refresh keeps it instead of fitting again."""
+    monkeypatch.setitem(demo_module.DEMO_MMM, "draws", 40)
+    monkeypatch.setitem(demo_module.DEMO_MMM, "warmup", 40)
+    monkeypatch.setitem(demo_module.DEMO_MMM, "chains", 1)
+    target = tmp_path / "demo"
+    runner = CliRunner()
+    out = runner.invoke(main, ["demo", str(target), "--no-serve", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    run = json.loads(out.output)["mmm_run"]
+    assert isinstance(run, int)
+
+    shown = runner.invoke(main, ["mmm", "show", "-w", str(target), "--json"])
+    assert shown.exit_code == 0, shown.output
+    shown_json = json.loads(shown.output)
+    assert shown_json["run"]["id"] == run
+    summary = shown_json["summary"]
+    assert summary["method"] == "nuts" and summary["data"]["source"] == "workspace"
+    assert len(summary["roi"]) == 8  # every demo channel, each with an interval
+    assert all(r["lower"] <= r["median"] <= r["upper"] for r in summary["roi"].values())
+
+    again = runner.invoke(main, ["demo", str(target), "--no-serve", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["mmm_run"] is None
+    runs = runner.invoke(main, ["mmm", "show", "-w", str(target), "--json"])
+    assert [r["id"] for r in json.loads(runs.output)["runs"]] == [run]

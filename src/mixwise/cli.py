@@ -63,20 +63,29 @@ def _open_workspace(path: Path | None) -> Iterator[Any]:
 def _stages(
     stages: Sequence[str], label: str, *, quiet: bool = False
 ) -> Iterator[Callable[[str], None]]:
-    """A progress bar over named stages; the callback is told each stage as it starts."""
+    """A progress bar over named stages; the callback is told each stage as it starts, and
+    ``callback.detail(phase, fraction)`` shows how far the current stage is."""
     if quiet:
-        yield lambda _stage: None
+        quiet_step: Any = lambda _stage: None  # noqa: E731
+        quiet_step.detail = lambda _phase, _fraction: None
+        yield quiet_step
         return
     with click.progressbar(
         length=len(stages), label=label, item_show_func=lambda s: s, file=sys.stderr
     ) as bar:
         started = False
+        current = ""
 
         def step(stage: str) -> None:
-            nonlocal started
+            nonlocal started, current
             bar.update(1 if started else 0, stage)  # a new stage ends the one before it
             started = True
+            current = stage
 
+        def detail(phase: str, fraction: float) -> None:
+            bar.update(0, f"{current}: {phase} {fraction:.0%}")
+
+        step.detail = detail  # type: ignore[attr-defined]
         yield step
         bar.update(len(stages) - bar.pos, "done")
 
@@ -131,6 +140,11 @@ def init(directory: Path | None, as_json: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on.")
 @click.option("--seed", default=None, type=int, help="Simulator seed (default: fixed).")
+@click.option(
+    "--no-mmm",
+    is_flag=True,
+    help="Skip the marketing mix model fit (the MMM page then starts empty).",
+)
 @json_option
 def demo(
     directory: Path | None,
@@ -138,27 +152,35 @@ def demo(
     host: str,
     port: int,
     seed: int | None,
+    no_mmm: bool,
     as_json: bool,
 ) -> None:
     """Build (or refresh) a demo workspace from the market simulator and serve it.
 
     DIRECTORY defaults to ./mixwise-demo. The command prints the URL and the demo logins.
+    Building fits the marketing mix model on the demo data (~15 s on two cores;
+    only when the workspace has no MMM run yet), so its page has results at once.
 
     \b
     Examples:
       mixwise demo
       mixwise demo --no-serve
       mixwise demo /tmp/demo --port 8080
+      mixwise demo --no-mmm          (seconds: skip the MMM fit)
     """
     from mixwise.demo import DEMO_DIR, DEMO_SEED, DEMO_STEPS, build_demo
 
     target = directory or Path(DEMO_DIR)
+    steps = DEMO_STEPS if not no_mmm else DEMO_STEPS[:-1]
     try:
-        if as_json:
-            result = build_demo(target, seed=seed or DEMO_SEED)
-        else:
-            with _stages(DEMO_STEPS, "Building the demo workspace") as step:
-                result = build_demo(target, seed=seed or DEMO_SEED, step=step)
+        with _stages(steps, "Building the demo workspace", quiet=as_json) as step:
+            result = build_demo(
+                target,
+                seed=seed or DEMO_SEED,
+                step=step,
+                fit_mmm=not no_mmm,
+                progress=step.detail,  # type: ignore[attr-defined]
+            )
     except Exception as exc:
         raise click.ClickException(str(exc)) from exc
     url = f"http://{host}:{port}/"
@@ -169,6 +191,7 @@ def demo(
                 "rows": result.rows,
                 "users": [{"username": u, "role": r} for u, r in result.users],
                 "password": result.password,
+                "mmm_run": result.mmm_run,
                 "url": None if no_serve else url,
             }
         )
@@ -549,6 +572,13 @@ def mmm() -> None:
 @click.option("--chains", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option("--draws", default=1000, show_default=True, type=click.IntRange(10))
 @click.option("--warmup", default=1000, show_default=True, type=click.IntRange(10))
+@click.option(
+    "--target-accept",
+    default=0.95,
+    show_default=True,
+    type=click.FloatRange(0.5, 0.999),
+    help="NUTS target acceptance rate: higher means smaller steps and fewer divergences.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option(
     "--holdout",
@@ -576,6 +606,7 @@ def mmm_fit(
     chains: int,
     draws: int,
     warmup: int,
+    target_accept: float,
     seed: int,
     holdout: int,
     save: bool | None,
@@ -623,6 +654,7 @@ def mmm_fit(
         chains=chains,
         draws=draws,
         warmup=warmup,
+        target_accept=target_accept,
         seed=seed,
         holdout=holdout,
         progress=not as_json,

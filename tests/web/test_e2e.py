@@ -8,14 +8,19 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from web_helpers import PASSWORDS, media_csv
 
 from mixwise.accounts import create_user
+from mixwise.mmm.fit import MMM
+from mixwise.mmm.jobs import FitJobs
+from mixwise.mmm.runs import save_run
 from mixwise.web.app import create_app
 from mixwise.workspace import Workspace
 
@@ -65,10 +70,15 @@ def server(workspace: Workspace, tmp_path: Path) -> Iterator[str]:
     assert workspace.ingest("media", tmp_path / "media.csv").ok
     assert workspace.ingest("outcomes", tmp_path / "outcomes.csv").ok
 
+    with serve(create_app(workspace)) as url:
+        yield url
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """``app`` under uvicorn in a thread; its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(workspace), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -178,6 +188,64 @@ def test_browser_attribution_page(server: str, workspace: Workspace, tmp_path: P
             page.click("#attr-form button.primary")
             page.wait_for_selector(".attr-problems")
             assert "positive number of days" in page.locator(".attr-problems").inner_text()
+        finally:
+            browser.close()
+    assert not problems, problems
+
+
+@pytest.fixture
+def mmm_server(mmm_workspace: Workspace, tiny_mmm: MMM) -> Iterator[str]:
+    """A workspace with weekly media and one stored run; fits take a second (a stand-in
+    fitter reports progress and returns ``tiny_mmm``)."""
+    with mmm_workspace.state.session() as s:
+        create_user(s, "admin", PASSWORDS["admin"], "admin")
+    save_run(mmm_workspace, tiny_mmm)
+
+    def fitter(ws: Workspace, settings: dict[str, Any], on_progress: Any) -> MMM:
+        for step in range(1, 5):
+            on_progress("sampling", step / 4)
+            time.sleep(0.3)
+        return tiny_mmm
+
+    app = create_app(mmm_workspace)
+    app.state.mmm_jobs = FitJobs(fitter=fitter)
+    with serve(app) as url:
+        yield url
+    app.state.mmm_jobs.shutdown()
+
+
+def test_browser_mmm_page_charts_and_a_fit(mmm_server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            problems = watch(page, mmm_server)
+            page.goto(mmm_server + "/mmm")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", PASSWORDS["admin"])
+            page.click("button.primary")
+            page.wait_for_selector("#chart-mmm-roi.js-plotly-plot svg.main-svg", timeout=20_000)
+            page.wait_for_selector("#chart-mmm-decomposition.js-plotly-plot svg.main-svg")
+            page.wait_for_selector("#chart-mmm-curves.js-plotly-plot svg.main-svg")
+            assert page.locator("#chart-mmm-roi .point").count() == 2  # tv and search
+            assert page.locator("#chart-mmm-roi .errorbar").count() == 2
+            assert page.locator("table.estimates tbody tr").count() == 2
+            assert "Do not use" in page.locator(".verdict").inner_text()
+            page.screenshot(path=str(tmp_path / "mmm.png"), full_page=True)
+
+            # Fit a model: the job's progress shows, then the page moves to the new run.
+            page.click(".fit-card summary")
+            page.uncheck("input[name=channels][value=search]")
+            page.select_option("select[name=method]", "map")
+            page.click(".fit-form button.primary")
+            expect(page.locator(".mmm-job progress")).to_be_visible()
+            page.wait_for_url("**/mmm?run=2", timeout=20_000)
+            page.wait_for_selector("#chart-mmm-roi.js-plotly-plot svg.main-svg")
+            expect(page.locator("select[name=run] option[selected]")).to_have_attribute(
+                "value", "2"
+            )
         finally:
             browser.close()
     assert not problems, problems

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from mixwise.accounts import AccountError, list_users
+from mixwise.mmm.jobs import BadSettings, FitJobs
 from mixwise.store.schemas import KINDS
 from mixwise.web import attribution, services
 from mixwise.web.deps import AdminUser, AnalystUser, CurrentUser, WorkspaceDep
@@ -16,6 +17,8 @@ from mixwise.web.schemas import (
     Coverage,
     ImportReportPublic,
     ImportRunPublic,
+    MMMFitJobPublic,
+    MMMFitRequest,
     TableRows,
     TableSummaryPublic,
     UserCreate,
@@ -221,6 +224,58 @@ def mmm_curves(run_id: int, user: CurrentUser, ws: WorkspaceDep, points: int = 2
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     return JSONResponse(attribution.json_safe(curves))
+
+
+def fit_jobs(request: Request) -> FitJobs:
+    jobs: FitJobs = request.app.state.mmm_jobs
+    return jobs
+
+
+@router.post(
+    "/mmm/fits",
+    response_model=MMMFitJobPublic,
+    status_code=202,
+    responses={422: {"description": "Bad settings; `detail` says which and why"}},
+)
+def mmm_fit(
+    request: Request,
+    response: Response,
+    user: AnalystUser,
+    ws: WorkspaceDep,
+    body: MMMFitRequest,
+) -> MMMFitJobPublic:
+    """Start fitting a marketing mix model on the workspace's data in the background.
+
+    Fits run one at a time, in submission order; poll `GET /mmm/fits/{job_id}` for the
+    phase and progress, and read the stored run (`run_id`) when the job is done. Data that
+    cannot be modelled (an unknown channel, too few weeks) fail the job with the message."""
+    try:
+        job = fit_jobs(request).submit(ws, body.model_dump(mode="json"), user_id=user.id)
+    except BadSettings as exc:
+        raise HTTPException(422, str(exc)) from exc
+    response.headers["Location"] = f"/api/v1/mmm/fits/{job.id}"
+    return MMMFitJobPublic(**job.as_dict())
+
+
+@router.get("/mmm/fits", response_model=list[MMMFitJobPublic])
+def mmm_fits(request: Request, user: CurrentUser) -> list[MMMFitJobPublic]:
+    """The fit jobs this server remembers (since it started), newest first."""
+    return [MMMFitJobPublic(**j.as_dict()) for j in fit_jobs(request).list()]
+
+
+@router.get(
+    "/mmm/fits/{job_id}",
+    response_model=MMMFitJobPublic,
+    responses={404: {"description": "No such job (or the server restarted since)"}},
+)
+def mmm_fit_job(job_id: str, request: Request, user: CurrentUser) -> MMMFitJobPublic:
+    """One fit job: status, phase, progress, and the run id or the error when finished."""
+    job = fit_jobs(request).get(job_id)
+    if job is None:
+        raise HTTPException(
+            404, f"no fit job {job_id!r} (jobs are forgotten when the server restarts)"
+        )
+    return MMMFitJobPublic(**job.as_dict())
 
 
 @router.get("/users", response_model=list[UserPublic])

@@ -16,7 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import mixwise
-from mixwise.web import api, attribution, pages
+from mixwise.mmm.devices import request_host_devices
+from mixwise.mmm.jobs import FitJobs
+from mixwise.web import api, attribution, mmm, pages
 from mixwise.web.deps import CsrfFailed, Forbidden, NotAuthenticated, RateLimited, is_api
 from mixwise.web.i18n import N_, load_all
 from mixwise.web.security import SESSION_COOKIE, LoginRateLimiter, security_headers
@@ -39,16 +41,21 @@ ERROR_TEXT: dict[int, str] = {
     404: N_("There is nothing at this address."),
 }
 CSRF_TEXT = N_("The form expired or did not come from this site. Reload the page and try again.")
+HOST_DEVICES = 4  # XLA CPU devices: a server's MMM fits run up to 4 chains in parallel
 
 
 def create_app(workspace: Workspace) -> FastAPI:
     """The app serving ``workspace``: HTML pages, ``/api/v1`` and the static assets.
 
     When served (the lifespan runs), the default attribution result is computed in the
-    background, so the Attribution page of a fresh server (the demo) opens at once.
+    background, so the Attribution page of a fresh server (the demo) opens at once. MMM fits
+    run in the background too (``app.state.mmm_jobs``), one at a time; queued ones are
+    dropped when the server stops.
     """
+    request_host_devices(HOST_DEVICES)  # before anything here can start JAX
     settings = workspace.settings
     cache = attribution.AttributionCache()
+    jobs = FitJobs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +66,7 @@ def create_app(workspace: Workspace) -> FastAPI:
             daemon=True,
         ).start()
         yield
+        app.state.mmm_jobs.shutdown()
 
     app = FastAPI(
         title="mixwise",
@@ -72,6 +80,8 @@ def create_app(workspace: Workspace) -> FastAPI:
     )
     app.state.workspace = workspace
     app.state.attribution_cache = cache
+    app.state.mmm_jobs = jobs
+    app.state.mmm_runs = mmm.RunCache()
     app.state.login_limiter = LoginRateLimiter(
         settings.login_max_attempts, settings.login_window_seconds
     )

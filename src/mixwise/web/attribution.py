@@ -414,7 +414,8 @@ def json_safe(value: Any) -> Any:
 
 
 # -- what the page shows ---------------------------------------------------------------------
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, not a number or not finite."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -442,11 +443,11 @@ def comparison_rows(result: AttributionResult, channels: list[str]) -> list[dict
     rows = []
     for channel in channels:
         row = comp.loc[channel]
-        spread = _finite(row["spread"]) or 0.0
-        lo, hi = _finite(row["min"]), _finite(row["max"])
+        spread = finite(row["spread"]) or 0.0
+        lo, hi = finite(row["min"]), finite(row["max"])
         cells = []
         for m in models:
-            share = _finite(row[m])
+            share = finite(row[m])
             mark = ""
             if len(models) > 1 and share is not None and spread >= DISAGREEMENT:
                 mark = "hi" if share == hi else "lo" if share == lo else ""
@@ -501,12 +502,12 @@ def detail_rows(
         rows.append(
             {
                 "channel": channel,
-                "conversions": _finite(r["conversions"]),
-                "value": _finite(r["value"]),
-                "share": _finite(r["share"]),
-                "cost": _finite(r["cost"]),
-                "cpa": _finite(r["cpa"]),
-                "roas": _finite(r["roas"]),
+                "conversions": finite(r["conversions"]),
+                "value": finite(r["value"]),
+                "share": finite(r["share"]),
+                "cost": finite(r["cost"]),
+                "cpa": finite(r["cpa"]),
+                "roas": finite(r["roas"]),
             }
         )
     known = [r for r in rows if r["cost"] is not None]
@@ -531,13 +532,13 @@ def top_paths(result: AttributionResult, n: int = 15) -> list[dict[str, Any]]:
             "path": str(r["path"]),
             "steps": str(r["path"]).split(" > "),
             "length": int(r["length"]),
-            "conversions": _finite(r["conversions"]),
-            "nulls": _finite(r["nulls"]),
-            "value": _finite(r["value"]),
-            "rate": _finite(r["conversion_rate"]),
+            "conversions": finite(r["conversions"]),
+            "nulls": finite(r["nulls"]),
+            "value": finite(r["value"]),
+            "rate": finite(r["conversion_rate"]),
         }
         for r in frame.to_dict("records")
-        if (_finite(r["conversions"]) or 0) > 0
+        if (finite(r["conversions"]) or 0) > 0
     ]
 
 

@@ -1,4 +1,5 @@
-"""Plotly figures of the overview and attribution pages, built on the server and drawn by Plotly.js.
+"""Plotly figures of the overview, attribution and MMM pages, built on the server and drawn by
+Plotly.js.
 
 Figures are returned as JSON text (``plotly.io.to_json``) that the page embeds in a
 ``<script type="application/json">`` block; ``static/app.js`` draws them.
@@ -6,8 +7,10 @@ Figures are returned as JSON text (``plotly.io.to_json``) that the page embeds i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -239,6 +242,173 @@ def time_to_conversion_figure(
         height=320,
         showlegend=False,
         xaxis={"title": {"text": gettext("Days from first touch to conversion")}},
+        margin={"b": 50},
+    )
+    return pio.to_json(fig, validate=False)
+
+
+# -- marketing mix model -----------------------------------------------------------------------
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def mmm_roi_figure(
+    rows: Sequence[Mapping[str, Any]],
+    y_title: str,
+    gettext: Callable[[str], str],
+    *,
+    break_even: bool = False,
+) -> str | None:
+    """ROI per channel: the posterior mean as a point, the 90 % interval as error bars.
+    ``rows`` as :func:`mixwise.web.mmm.estimate_rows`; ``break_even`` draws the line ROI = 1
+    (for a revenue KPI: each unit of spend pays itself back)."""
+    shown = [r for r in rows if r["roi"]["mean"] is not None]
+    if not shown:
+        return None
+    means = [r["roi"]["mean"] for r in shown]
+    upper = [(r["roi"]["upper"] or m) - m for r, m in zip(shown, means, strict=True)]
+    lower = [m - (r["roi"]["lower"] or m) for r, m in zip(shown, means, strict=True)]
+    fig = go.Figure(
+        go.Scatter(
+            x=[r["channel"] for r in shown],
+            y=means,
+            mode="markers",
+            name=gettext("ROI"),
+            marker={"size": 11, "color": [PALETTE[i % len(PALETTE)] for i in range(len(shown))]},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": upper,
+                "arrayminus": lower,
+                "thickness": 2,
+                "width": 8,
+                "color": "#475569",
+            },
+            hovertemplate="%{y:.2f}<extra></extra>",
+        )
+    )
+    _layout(fig, y_title)
+    fig.update_layout(showlegend=False, hovermode="closest", height=360)
+    if break_even:
+        fig.add_hline(
+            y=1.0,
+            line={"color": "#94a3b8", "dash": "dash", "width": 1},
+            annotation_text=gettext("break-even"),
+            annotation_position="top left",
+        )
+    return pio.to_json(fig, validate=False)
+
+
+def mmm_decomposition_figure(
+    frame: pd.DataFrame, channels: Sequence[str], kpi_label: str, gettext: Callable[[str], str]
+) -> str | None:
+    """The KPI per period split into the baseline and each channel's contribution (stacked
+    areas, posterior means), with the observed KPI as a line."""
+    if frame.empty:
+        return None
+    xs = [str(pd.Timestamp(d).date()) for d in frame.index]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[float(v) for v in frame["baseline"]],
+            name=gettext("Baseline"),
+            mode="lines",
+            stackgroup="parts",
+            line={"width": 0.5, "color": "#94a3b8"},
+            fillcolor=_rgba("#94a3b8", 0.45),
+            hovertemplate="%{y:,.0f}",
+        )
+    )
+    for i, channel in enumerate(channels):
+        if channel not in frame:
+            continue
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[float(v) for v in frame[channel]],
+                name=channel,
+                mode="lines",
+                stackgroup="parts",
+                line={"width": 0.5, "color": color},
+                hovertemplate="%{y:,.0f}",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[float(v) for v in frame["kpi"]],
+            name=gettext("Observed %(kpi)s") % {"kpi": kpi_label},
+            mode="lines",
+            line={"color": "#111827", "width": 2},
+            hovertemplate="%{y:,.0f}",
+        )
+    )
+    _layout(fig, kpi_label)
+    fig.update_layout(height=400)
+    return pio.to_json(fig, validate=False)
+
+
+def mmm_curves_figure(
+    curves: Mapping[str, Any],
+    x_title: str,
+    y_title: str,
+    gettext: Callable[[str], str],
+) -> str | None:
+    """Each channel's response curve (steady-state contribution per period against spend per
+    period): the posterior mean, its 90 % band, and a marker where the channel runs today."""
+    channels = list(curves.get("channels") or [])
+    if not channels:
+        return None
+    fig = go.Figure()
+    for i, channel in enumerate(channels):
+        c = curves["curves"][channel]
+        color = PALETTE[i % len(PALETTE)]
+        spend = [float(v) for v in c["spend"]]
+        fig.add_trace(
+            go.Scatter(
+                x=spend + spend[::-1],
+                y=[float(v) for v in c["upper"]] + [float(v) for v in c["lower"]][::-1],
+                fill="toself",
+                fillcolor=_rgba(color, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                legendgroup=channel,
+                showlegend=False,
+                name=channel,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=spend,
+                y=[float(v) for v in c["mean"]],
+                mode="lines",
+                name=channel,
+                legendgroup=channel,
+                line={"color": color, "width": 2},
+                hovertemplate="%{x:,.0f} → %{y:,.0f}",
+            )
+        )
+        now = float(c["current_spend"])
+        fig.add_trace(
+            go.Scatter(
+                x=[now],
+                y=[float(np.interp(now, spend, [float(v) for v in c["mean"]]))],
+                mode="markers",
+                name=gettext("%(channel)s today") % {"channel": channel},
+                legendgroup=channel,
+                showlegend=False,
+                marker={"color": color, "size": 10, "line": {"color": "#fff", "width": 2}},
+                hovertemplate=gettext("today") + ": %{x:,.0f} → %{y:,.0f}<extra></extra>",
+            )
+        )
+    _layout(fig, y_title)
+    fig.update_layout(
+        height=420,
+        hovermode="closest",
+        xaxis={"title": {"text": x_title}, "rangemode": "tozero"},
         margin={"b": 50},
     )
     return pio.to_json(fig, validate=False)

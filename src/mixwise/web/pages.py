@@ -13,10 +13,12 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mixwise.accounts import ROLES, AccountError, authenticate, list_users
+from mixwise.mmm.jobs import KPIS, BadSettings, FitJob, FitJobs
+from mixwise.mmm.runs import RunNotFound, list_runs, show_run
 from mixwise.store.ingest import ImportReport
 from mixwise.store.schemas import KINDS
 from mixwise.store.state import User
-from mixwise.web import attribution, charts, services
+from mixwise.web import attribution, charts, mmm, services
 from mixwise.web.deps import (
     AdminUser,
     AnalystUser,
@@ -30,6 +32,7 @@ from mixwise.web.i18n import N_, normalize
 from mixwise.web.schemas import UserCreate, UserUpdate, WorkspaceSettingsUpdate
 from mixwise.web.security import S_LANG, S_LOGIN_AT, S_USER, client_address
 from mixwise.web.templating import Templates, flash
+from mixwise.workspace import Workspace
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_protect)])
 ViewerUser = Annotated[User, Depends(require_role("viewer"))]
@@ -238,6 +241,133 @@ def attribution_page(request: Request, user: ViewerUser, ws: WorkspaceDep) -> Re
     if partial:  # htmx swaps only what it is given with a 2xx status
         return t.render(request, "_attribution_results.html", ctx)
     return t.render(request, "attribution.html", ctx, status_code=status)
+
+
+# -- marketing mix model -------------------------------------------------------------------
+def _jobs(request: Request) -> FitJobs:
+    jobs: FitJobs = request.app.state.mmm_jobs
+    return jobs
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+
+
+def mmm_jobs_context(
+    request: Request, extra: FitJob | None = None, problems: list[attribution.Problem] | None = None
+) -> dict[str, Any]:
+    """The running and queued fits (and ``extra``, a finished one asked for), for the page."""
+    shown = [j for j in _jobs(request).list() if j.active]
+    if extra is not None and all(j.id != extra.id for j in shown):
+        shown.insert(0, extra)
+    return {"jobs": [mmm.job_context(j) for j in shown], "fit_problems": problems or []}
+
+
+@router.get("/mmm", response_class=HTMLResponse)
+def mmm_page(
+    request: Request,
+    user: ViewerUser,
+    ws: WorkspaceDep,
+    run: str | None = None,
+    job: str | None = None,
+) -> Response:
+    """A stored run (the latest without ``?run=``): verdict, diagnostics, ROI, decomposition,
+    response curves; the "Fit a model" form and the fits in progress."""
+    return render_mmm_page(request, ws, run=run, job=job)
+
+
+def render_mmm_page(
+    request: Request,
+    ws: Workspace,
+    *,
+    run: str | None = None,
+    job: str | None = None,
+    fit_problems: list[attribution.Problem] | None = None,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    t = templates(request)
+    gettext = t.gettext(request)
+    runs = list_runs(ws)
+    media = ws.warehouse.summary("media")
+    ctx: dict[str, Any] = {
+        "runs": runs,
+        "media": media,
+        "kpis": [{"name": k, "label": mmm.kpi_label(k, gettext)} for k in KPIS],
+        "methods": mmm.METHOD_LABELS,
+        "form": form or mmm.default_form(media.channels),
+        "problems": [],
+        **mmm_jobs_context(request, _jobs(request).get(job) if job else None, fit_problems),
+    }
+    status = 422 if fit_problems else 200
+    missing = [attribution.Problem(N_("There is no run %(run)s."), {"run": run})]
+    if run and not run.isdigit():
+        ctx["problems"], status = missing, 404
+    elif runs:
+        try:
+            info, summary = show_run(ws, int(run) if run else None)
+        except RunNotFound:
+            ctx["problems"], status = missing, 404
+        else:
+            cache: mmm.RunCache = request.app.state.mmm_runs
+            view: mmm.RunView | None
+            try:
+                view = cache.get(ws, info)
+            except (OSError, KeyError, ValueError) as exc:
+                view = None
+                ctx["problems"] = [
+                    attribution.Problem(
+                        N_("The run's posterior cannot be read: %(error)s"), {"error": str(exc)}
+                    )
+                ]
+            ctx.update(mmm.page_context(info, summary, view, ws.currency, gettext))
+            if view is not None:
+                lang = t.language(request)
+                figs = cache.figures(view, lang, lambda: mmm.figures(ctx, view, gettext))
+                ctx.update({key: json_script(fig) for key, fig in figs.items()})
+    return t.render(request, "mmm.html", ctx, status_code=status)
+
+
+@router.post("/mmm/fits", response_class=HTMLResponse)
+async def mmm_fit(request: Request, user: AnalystUser, ws: WorkspaceDep) -> Response:
+    """Start a fit from the page's form: htmx gets the fits in progress (the new one first),
+    a plain form post is sent to the page showing the job."""
+    t = templates(request)
+    form = await request.form()
+    values = attribution.form_values((k, v) for k, v in form.multi_items() if isinstance(v, str))
+    sent: dict[str, Any] | None = None
+    try:
+        settings, sent = mmm.parse_fit_form(values)
+        new = _jobs(request).submit(ws, settings, user_id=user.id)
+    except mmm.FormProblems as exc:
+        problems, sent = exc.problems, exc.form
+    except BadSettings as exc:
+        problems = [attribution.Problem(p, raw=True) for p in exc.problems]
+    else:
+        if not _is_htmx(request):
+            return redirect(f"/mmm?job={new.id}")
+        ctx = mmm_jobs_context(request, new)
+        return t.render(request, "_mmm_jobs.html", ctx, status_code=202)
+    if _is_htmx(request):  # htmx swaps only a 2xx answer
+        return t.render(request, "_mmm_jobs.html", mmm_jobs_context(request, problems=problems))
+    return await run_in_threadpool(render_mmm_page, request, ws, fit_problems=problems, form=sent)
+
+
+@router.get("/mmm/fits/{job_id}", response_class=HTMLResponse)
+def mmm_fit_status(request: Request, user: ViewerUser, job_id: str) -> Response:
+    """One fit's status (the page polls it every second while the fit runs). A finished fit
+    sends the page to its run; an unknown one (the server restarted) stops the polling."""
+    t = templates(request)
+    job = _jobs(request).get(job_id)
+    if job is None:
+        # 286 tells htmx to stop polling; the fragment says why.
+        status = 286 if _is_htmx(request) else 404
+        return t.render(request, "_mmm_job.html", {"j": None}, status_code=status)
+    response = t.render(request, "_mmm_job.html", {"j": mmm.job_context(job)})
+    if job.status == "done" and _is_htmx(request):
+        response.headers["HX-Redirect"] = f"/mmm?run={job.run_id}"
+    return response
 
 
 # -- data ----------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ server, and none of them has a password or hash field.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mixwise.accounts.roles import Role
+from mixwise.mmm.jobs import BOUNDS
 
 
 class UserPublic(BaseModel):
@@ -127,3 +128,45 @@ class AttributionModelPublic(BaseModel):
     description: str
     needs_timing: bool = Field(description="Needs touch timestamps (not available on path files)")
     data_driven: bool
+
+
+class MMMFitRequest(BaseModel):
+    """What to fit: the workspace's data (weekly by default) and the sampler's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kpi: Literal["revenue", "conversions", "leads"] = Field(
+        default="revenue", description="The outcomes column to explain"
+    )
+    channels: list[str] | None = Field(
+        default=None, min_length=1, description="Media channels; none → every channel in media"
+    )
+    controls: list[str] | None = Field(
+        default=None, description="Control names; none → every control, `[]` → no controls"
+    )
+    frequency: Literal["W", "D"] = Field(default="W", description="Weekly or daily periods")
+    start: dt.date | None = Field(default=None, description="First day (default: all data)")
+    end: dt.date | None = Field(default=None, description="Last day (default: all data)")
+    method: Literal["nuts", "map"] = Field(
+        default="nuts", description="`nuts`: full posterior; `map`: fast mode, never usable"
+    )
+    chains: int = Field(default=4, ge=BOUNDS["chains"][0], le=BOUNDS["chains"][1])
+    draws: int = Field(default=1000, ge=BOUNDS["draws"][0], le=BOUNDS["draws"][1])
+    warmup: int = Field(default=1000, ge=BOUNDS["warmup"][0], le=BOUNDS["warmup"][1])
+    seed: int = Field(default=0, ge=BOUNDS["seed"][0], le=BOUNDS["seed"][1])
+
+
+class MMMFitJobPublic(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    phase: str = Field(
+        description="queued, preparing, fitting, sampling, summarising, saving, done or failed"
+    )
+    progress: float = Field(description="0 … 1; while sampling, the share of iterations done")
+    settings: dict[str, Any]
+    user_id: int | None
+    submitted_at: str
+    started_at: str | None
+    finished_at: str | None
+    run_id: int | None = Field(description="The stored run, when done")
+    error: str | None = Field(description="Why the fit failed, when failed")

@@ -33,6 +33,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/", N_("Overview"), "viewer"),
     NavItem("/data", N_("Data"), "viewer"),
     NavItem("/attribution", N_("Attribution"), "viewer"),
+    NavItem("/mmm", N_("Mix model"), "viewer"),
     NavItem("/users", N_("Users"), "admin"),
     NavItem("/settings", N_("Settings"), "admin"),
 )
