@@ -13,14 +13,23 @@ step and around the process, peak memory = the child's VmHWM sampled every 50 ms
   virtual environment, since PyMC-Marketing pins its own pandas / numpy;
 - Meridian (Google) is not run: it needs TensorFlow + TensorFlow Probability (gigabytes).
 
+``--geos N``: a geo panel instead (``MarketConfig(geos=..., geo_weights=...)``, N geos of
+unequal population share), aggregated to (week, geo) rows in one long CSV
+(``mmm-weekly-<k>ch-seed3-geo<N>.csv``; the truth adds each geo's spend and ROI); mixwise
+reads it with ``from_wide_csv(..., geo="geo")``, PyMC-Marketing fits ``MMM(dims=("geo",))``,
+and the ROI compared with the truth is national (contributions summed over weeks and geos ÷
+total spend). A mixwise that fits national data only is reported as "not supported".
+
 Per tool: max R-hat, min ESS (bulk), divergences, the ROI per channel (posterior mean and
 90 % interval: 5 % and 95 % quantiles) against the simulator's true ROI, and the mean absolute
 ROI error in % (mean over channels of ``|roi / true - 1|``). Output: a Markdown table on
-stdout and ``<data-dir>/mmm-report.md``, everything in ``<data-dir>/results-mmm.json``.
+stdout and ``<data-dir>/mmm-report.md``, everything in ``<data-dir>/results-mmm.json``
+(``-geo<N>`` before the extension for a panel).
 
     python benchmarks/mmm.py --quick           # 2 chains x 200 draws, a smoke test
     python benchmarks/mmm.py                   # 4 chains x 1000 draws (+1000 warm-up)
     python benchmarks/mmm.py --channels 8 --skip-peers
+    python benchmarks/mmm.py --geos 40         # the geo benchmark: 156 weeks x 5 ch x 40 geos
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ DEFAULT_PEER = Path("/tmp/peers-mmm/bin/python")
 SEED = 3
 WEEKS = 156
 CHANNELS_5 = ("tv", "nonbrand_search", "social", "display", "video")
+GEO_WEIGHT_SEED = 40  # the geo panel's population shares (``geo_weights``)
 MEMORY_GUARD_MB = 12_000
 MERIDIAN_NOTE = (
     "not run: google-meridian needs TensorFlow + TensorFlow Probability (several GB); "
@@ -56,20 +66,16 @@ MERIDIAN_NOTE = (
 
 
 # ---------------------------------------------------------------------------------- data
-def prepare(data_dir: Path, n_channels: int, varied: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta.
+def geo_weights(n_geos: int) -> list[float]:
+    """Population shares of ``n_geos`` geos: a fixed lognormal draw (sd 0.8, seed
+    ``GEO_WEIGHT_SEED``), normalised, so geos differ in size (largest / smallest ~22x at 40)."""
+    import numpy as np
 
-    ``varied``: every always-on channel (search, display) gets bursts instead, so that each
-    channel's spend varies enough for its effect to be told apart from the baseline (in the
-    default market their weekly spend varies by ~12 %: no model can measure them)."""
-    suffix = "-varied" if varied else ""
-    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}{suffix}.csv"
-    meta_path = csv.with_suffix(".truth.json")
-    if csv.exists() and meta_path.exists():
-        return csv, json.loads(meta_path.read_text())
-    import pandas as pd
+    w = np.random.default_rng(GEO_WEIGHT_SEED).lognormal(0.0, 0.8, n_geos)
+    return [float(x) for x in w / w.sum()]
 
-    from mixwise.simulate import MarketConfig, simulate_market
+
+def _channel_specs(n_channels: int, varied: bool) -> tuple[Any, ...]:
     from mixwise.simulate.config import default_channels
 
     chans = [c for c in default_channels() if n_channels == 8 or c.name in CHANNELS_5]
@@ -78,7 +84,31 @@ def prepare(data_dir: Path, n_channels: int, varied: bool = False) -> tuple[Path
             dataclasses.replace(c, pattern="bursty") if c.pattern == "always_on" else c
             for c in chans
         ]
-    cfg = MarketConfig(days=WEEKS * 7, channels=tuple(chans), synergies=(), n_journeys=1000)
+    return tuple(chans)
+
+
+def prepare(
+    data_dir: Path, n_channels: int, varied: bool = False, geos: int = 0
+) -> tuple[Path, dict[str, Any]]:
+    """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta.
+
+    ``varied``: every always-on channel (search, display) gets bursts instead, so that each
+    channel's spend varies enough for its effect to be told apart from the baseline (in the
+    default market their weekly spend varies by ~12 %: no model can measure them).
+    ``geos`` > 0: a geo panel instead (:func:`prepare_geo`)."""
+    if geos:
+        return prepare_geo(data_dir, n_channels, geos, varied)
+    suffix = "-varied" if varied else ""
+    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}{suffix}.csv"
+    meta_path = csv.with_suffix(".truth.json")
+    if csv.exists() and meta_path.exists():
+        return csv, json.loads(meta_path.read_text())
+    import pandas as pd
+
+    from mixwise.simulate import MarketConfig, simulate_market
+
+    chans = _channel_specs(n_channels, varied)
+    cfg = MarketConfig(days=WEEKS * 7, channels=chans, synergies=(), n_journeys=1000)
     market = simulate_market(cfg, seed=SEED)
     media = market.media.groupby(["date", "channel"]).spend.sum().unstack()
     out = market.outcomes.groupby("date").revenue.sum()
@@ -110,6 +140,93 @@ def prepare(data_dir: Path, n_channels: int, varied: bool = False) -> tuple[Path
     return csv, meta
 
 
+def prepare_geo(
+    data_dir: Path, n_channels: int, n_geos: int, varied: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """Write (once) the weekly **long** CSV of a geo panel and its truth.
+
+    ``MarketConfig(geos=geo_00…, geo_weights=geo_weights(n))``: the simulator splits the
+    national spend of each channel and day over the geos by population share times a small
+    per-geo, per-day jitter (so geo spend still sums to the national spend), and the baseline
+    by population share. Rows: (Monday week, geo) with revenue, spend per channel (sums) and
+    the controls (means; ``competitor_activity`` is per geo, ``price_index`` and ``promotion``
+    are national and repeated in every geo). Truth: the national ROI per channel (the
+    simulator's ``truth.roi`` sums contributions and spend over the geos), each geo's spend
+    per channel, and each geo's own true ROI."""
+    suffix = "-varied" if varied else ""
+    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}{suffix}-geo{n_geos}.csv"
+    meta_path = csv.with_suffix(".truth.json")
+    if csv.exists() and meta_path.exists():
+        return csv, json.loads(meta_path.read_text())
+    import pandas as pd
+
+    from mixwise.simulate import MarketConfig, simulate_market
+
+    chans = _channel_specs(n_channels, varied)
+    names = tuple(f"geo_{i:02d}" for i in range(n_geos))
+    weights = geo_weights(n_geos)
+    cfg = MarketConfig(
+        days=WEEKS * 7,
+        channels=chans,
+        synergies=(),
+        n_journeys=1000,
+        geos=names,
+        geo_weights=tuple(weights),
+    )
+    market = simulate_market(cfg, seed=SEED)
+    channels = [c.name for c in chans]
+    media = market.media.groupby(["date", "geo", "channel"]).spend.sum().unstack("channel")
+    out = market.outcomes.groupby(["date", "geo"]).revenue.sum()
+    ctrl_long = market.controls
+    national = ctrl_long[ctrl_long["geo"].isna()]  # national controls: the same in every geo
+    by_geo = ctrl_long[ctrl_long["geo"].notna()]
+    daily = media[channels].join(out)
+    controls: list[str] = []
+    if len(by_geo):
+        ctrl = by_geo.groupby(["date", "geo", "name"]).value.mean().unstack("name")
+        daily = daily.join(ctrl)
+        controls += list(ctrl.columns)
+    if len(national):
+        nat = national.groupby(["date", "name"]).value.mean().unstack("name")
+        nat = nat[[c for c in nat.columns if c not in controls]]
+        daily = daily.join(nat, on="date")
+        controls += list(nat.columns)
+    daily = daily.reset_index()
+    daily["date"] = pd.to_datetime(daily["date"])
+    # Monday-start weeks, as resample("W-MON", label="left", closed="left") in national mode
+    daily["week"] = daily["date"] - pd.to_timedelta(daily["date"].dt.day_of_week, unit="D")
+    grouped = daily.groupby(["week", "geo"])
+    frame = grouped[[*channels, "revenue"]].sum().join(grouped[controls].mean())
+    frame = frame[grouped.size() == 7]  # incomplete first / last weeks dropped
+    frame = frame.reset_index().rename(columns={"week": "date"})
+    frame = frame.sort_values(["date", "geo"], ignore_index=True)
+    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    frame[["date", "geo", "revenue", *channels, *controls]].to_csv(csv, index=False)
+    truth = market.truth
+    contrib = truth.contribution.groupby(["geo", "channel"]).contribution.sum()
+    daily_spend = market.media.groupby(["geo", "channel"]).spend.sum()
+    geo_spend = frame.groupby("geo")[channels].sum()
+    meta = {
+        "channels": channels,
+        "controls": controls,
+        "weeks": int(frame["date"].nunique()),
+        "geos": list(names),
+        "geo_weights": dict(zip(names, weights, strict=True)),
+        "seed": SEED,
+        "geo_weight_seed": GEO_WEIGHT_SEED,
+        "true_roi": {str(k): float(v) for k, v in truth.roi.items()},
+        "true_roi_by_geo": {
+            g: {c: float(contrib[g, c] / daily_spend[g, c]) for c in channels} for g in names
+        },
+        "spend": {c: float(frame[c].sum()) for c in channels},
+        "spend_by_geo": {g: {c: float(geo_spend.loc[g, c]) for c in channels} for g in names},
+        "revenue": float(frame["revenue"].sum()),
+    }
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return csv, meta
+
+
 # ------------------------------------------------------------------------------ steps (child)
 @contextlib.contextmanager
 def timed(timings: dict[str, float], name: str) -> Iterator[None]:
@@ -123,23 +240,31 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
     with timed(timings, "import"):
         from mixwise.mmm.data import MMMData
         from mixwise.mmm.fit import MMM
-    with timed(timings, "load"):
-        data = MMMData.from_wide_csv(
-            cfg["csv"],
-            date="date",
-            kpi="revenue",
-            channels=cfg["channels"],
-            controls=cfg["controls"],
+    geo = cfg.get("geo")  # the geo column of a panel, None for national data
+    try:
+        with timed(timings, "load"):
+            data = MMMData.from_wide_csv(
+                cfg["csv"],
+                date="date",
+                kpi="revenue",
+                channels=cfg["channels"],
+                controls=cfg["controls"],
+                geo=geo,
+            )
+        model = MMM(
+            chains=cfg["chains"],
+            draws=cfg["draws"],
+            warmup=cfg["warmup"],
+            seed=cfg["seed"],
+            progress=False,
         )
-    model = MMM(
-        chains=cfg["chains"],
-        draws=cfg["draws"],
-        warmup=cfg["warmup"],
-        seed=cfg["seed"],
-        progress=False,
-    )
-    with timed(timings, "fit"):
-        model.fit(data)
+        with timed(timings, "fit"):
+            model.fit(data)
+    except ValueError as exc:
+        if geo is None:
+            raise
+        # a version of mixwise without the geo model refuses panels: report why
+        return {"timings": timings, "unsupported": str(exc)}
     d = model.diagnostics_
     roi = {
         str(ch): {k: float(row[k]) for k in ("mean", "median", "lower", "upper")}
@@ -176,7 +301,8 @@ timings["import"] = time.perf_counter() - t
 t = time.perf_counter()
 df = pd.read_csv(cfg["csv"], parse_dates=["date"])
 channels, controls = cfg["channels"], cfg["controls"]
-X = df[["date", *channels, *controls]]
+geo = cfg.get("geo")  # a panel's geo column: one series per geo, dims=(geo,)
+X = df[["date", *([geo] if geo else []), *channels, *controls]]
 y = df["revenue"]
 timings["load"] = time.perf_counter() - t
 
@@ -188,6 +314,7 @@ mmm = MMM(
     channel_columns=channels,
     control_columns=controls or None,
     yearly_seasonality=2,
+    dims=(geo,) if geo else None,
 )
 t = time.perf_counter()
 mmm.build_model(X, y)
@@ -207,11 +334,13 @@ timings["fit"] = time.perf_counter() - t
 
 t = time.perf_counter()
 posterior = mmm.idata["posterior"]
-# (chain, draw, date, channel), the target's units
-total = posterior["channel_contribution_original_scale"].sum("date")
+# (chain, draw, date[, geo], channel) in the target's units: with dims=(geo,) the target is
+# scaled per geo (its max), and *_original_scale multiplies back by each geo's scale
+contrib = posterior["channel_contribution_original_scale"]
+total = contrib.sum([d for d in contrib.dims if d not in ("chain", "draw", "channel")])
 roi = {}
 for ch in channels:
-    spend = float(df[ch].sum())
+    spend = float(df[ch].sum())  # over the weeks (and the geos)
     draws = np.asarray(total.sel(channel=ch)).ravel() / spend
     roi[ch] = {
         "mean": float(draws.mean()),
@@ -291,13 +420,27 @@ def report(
 ) -> str:
     channels = meta["channels"]
     true_roi = meta["true_roi"]
+    geos = meta.get("geos") or []
+    shape = f"{meta['weeks']} weeks x {len(channels)} channels"
+    if geos:
+        shape += f" x {len(geos)} geos"
     lines = [
-        f"## MMM: {meta['weeks']} weeks x {len(channels)} channels (simulator seed {SEED}; "
+        f"## MMM: {shape} (simulator seed {SEED}; "
         f"controls: {', '.join(settings['controls']) or 'none'})",
         "",
         f"{settings['chains']} chains x {settings['draws']} draws "
         f"(+{settings['warmup']} warm-up), {os.cpu_count()} CPUs",
         "",
+    ]
+    if geos:
+        shares = sorted(meta["geo_weights"].values())
+        lines += [
+            f"Geo panel: one row per week and geo (long CSV); population shares "
+            f"{100 * shares[0]:.2f} % to {100 * shares[-1]:.2f} % (lognormal, seed "
+            f"{meta['geo_weight_seed']}); ROI and its truth are national (all geos).",
+            "",
+        ]
+    lines += [
         "| tool | fit wall s (in-process) | process wall s | peak RSS MB | max R-hat "
         "| min ESS | divergences | ROI error % (mean abs) | truth in 90 % interval |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -309,6 +452,12 @@ def report(
                 f"| {res['peak_mb']:.0f} | | | | | |"
             )
             continue
+        if "unsupported" in res:
+            lines.append(
+                f"| {tool} (not supported: {res['unsupported'][:160]}) | "
+                f"| {res['process_wall']:.1f} | {res['peak_mb']:.0f} | | | | | |"
+            )
+            continue
         ev = res["evaluation"]
         lines.append(
             f"| {tool} | {res['timings']['fit']:.1f} | {res['process_wall']:.1f} "
@@ -318,7 +467,7 @@ def report(
         )
     for tool, why in skipped.items():
         lines.append(f"| {tool} ({why}) | | | | | | | | |")
-    ok = [t for t, r in results.items() if "error" not in r]
+    ok = [t for t, r in results.items() if "error" not in r and "unsupported" not in r]
     lines += ["", "ROI per channel: posterior mean [5 %, 95 %] (error vs truth)", ""]
     lines.append("| channel | true ROI | " + " | ".join(ok) + " |")
     lines.append("|---|---:|" + "---:|" * len(ok))
@@ -333,7 +482,7 @@ def report(
         lines.append(f"| {c} | {true_roi[c]:.2f} | " + " | ".join(cells) + " |")
     lines.append("")
     mix, peer = results.get("mixwise", {}), results.get("pymc_marketing", {})
-    if "timings" in mix and "timings" in peer and "fit" in peer["timings"]:
+    if "fit" in mix.get("timings", {}) and "fit" in peer.get("timings", {}):
         lines.append(
             f"- wall time ratio PyMC-Marketing / mixwise: "
             f"{peer['timings']['fit'] / mix['timings']['fit']:.2f}x in-process (fit), "
@@ -368,6 +517,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="always-on channels get bursts (spend that varies enough to be measured)",
     )
+    ap.add_argument(
+        "--geos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="geo panel of N geos of unequal size (long CSV, one row per week and geo; "
+        "the issue's geo benchmark is --geos 40); 0 = national (default)",
+    )
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument(
         "--peer-python",
@@ -387,13 +544,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.chains, args.draws, args.warmup = 2, 200, 200
+    if args.geos < 0:
+        ap.error("--geos must be >= 0")
 
-    print(f"preparing data ({args.channels} channels) ...", flush=True)
-    csv, meta = prepare(args.data_dir, args.channels, args.varied_spend)
-    work = args.data_dir / f"work-mmm-{args.channels}ch"
+    geo_tag = f"-geo{args.geos}" if args.geos else ""
+    print(
+        f"preparing data ({args.channels} channels"
+        + (f", {args.geos} geos" if args.geos else "")
+        + ") ...",
+        flush=True,
+    )
+    csv, meta = prepare(args.data_dir, args.channels, args.varied_spend, args.geos)
+    work = args.data_dir / f"work-mmm-{args.channels}ch{geo_tag}"
     work.mkdir(parents=True, exist_ok=True)
     settings = {
         "csv": str(csv.resolve()),
+        "geo": "geo" if args.geos else None,
         "channels": meta["channels"],
         "controls": [] if args.no_controls else meta["controls"],
         "chains": args.chains,
@@ -430,14 +596,14 @@ def main(argv: list[str] | None = None) -> int:
         results[step] = res
         print(
             f"    {res.get('timings')} process {res['process_wall']:.1f} s "
-            f"peak {res['peak_mb']:.0f} MB {res.get('error', '')}",
+            f"peak {res['peak_mb']:.0f} MB {res.get('error', res.get('unsupported', ''))}",
             flush=True,
         )
     skipped["meridian"] = MERIDIAN_NOTE
     text = report(meta, settings, results, {k: v for k, v in skipped.items() if k != "meridian"})
     print("\n" + text, flush=True)
-    (args.data_dir / "mmm-report.md").write_text(text + "\n")
-    (args.data_dir / "results-mmm.json").write_text(
+    (args.data_dir / f"mmm-report{geo_tag}.md").write_text(text + "\n")
+    (args.data_dir / f"results-mmm{geo_tag}.json").write_text(
         json.dumps(
             {
                 "data": meta,

@@ -554,6 +554,17 @@ def mmm() -> None:
 )
 @click.option("--date", "date_column", default="date", show_default=True, help="Date column.")
 @click.option("--kpi", default="revenue", show_default=True, help="KPI column (revenue, …).")
+@click.option(
+    "--geo",
+    "geo_column",
+    default=None,
+    help="Geo column of the file: one row per period and geo, fitted as a geo panel.",
+)
+@click.option(
+    "--by-geo",
+    is_flag=True,
+    help="Fit the workspace's data as a geo panel (one series per outcomes geo).",
+)
 @click.option("--channels", default=None, help="Spend columns or channels, comma-separated.")
 @click.option("--controls", default=None, help="Control columns or names, comma-separated.")
 @click.option(
@@ -599,6 +610,8 @@ def mmm_fit(
     csv_file: Path | None,
     date_column: str,
     kpi: str,
+    geo_column: str | None,
+    by_geo: bool,
     channels: str | None,
     controls: str | None,
     frequency: str | None,
@@ -620,6 +633,7 @@ def mmm_fit(
       mixwise mmm fit --csv weekly.csv --date date --kpi revenue --channels tv,search,social
       mixwise mmm fit --csv robyn.csv --date DATE --kpi revenue --channels tv_S,ooh_S --json
       mixwise mmm fit -w mixwise-demo --channels tv,social,display --method map
+      mixwise mmm fit --csv geos.csv --date date --geo region --kpi sales --channels tv,search
     """
     from mixwise.mmm.data import MMMData, MMMDataError
 
@@ -634,6 +648,7 @@ def mmm_fit(
                 channels=_names(channels),
                 controls=_names(controls),
                 frequency=frequency,  # type: ignore[arg-type]
+                geo=geo_column,
             )
         else:
             with _open_workspace(workspace_dir) as ws:
@@ -643,6 +658,7 @@ def mmm_fit(
                     channels=_names(channels) or None,
                     controls=_names(controls) if controls is not None else None,
                     frequency=frequency or "W",  # type: ignore[arg-type]
+                    geo_level="geo" if by_geo else "national",
                 )
     except MMMDataError as exc:
         click.echo(str(exc), err=True)

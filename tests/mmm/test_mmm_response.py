@@ -45,7 +45,7 @@ def test_the_data_as_a_plan_gives_back_the_fitted_contributions(fitted: MMM) -> 
     want = fitted._channel_contributions()
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-3 * np.abs(want).max())
     total = np.asarray(rm.kpi(spend, carry_over=False))
-    synergy = np.asarray(fitted.samples_["synergy"])[:, :, 0] * fitted.inputs_.kpi_scale
+    synergy = np.asarray(fitted.samples_["synergy"])[:, :, 0, 0] * fitted.inputs_.kpi_scale[0]
     np.testing.assert_allclose(total, want.sum(axis=2) + synergy, rtol=2e-4, atol=1e-2)
 
 

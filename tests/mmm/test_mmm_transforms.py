@@ -114,8 +114,19 @@ def test_weibull_adstock_per_channel_and_steady_state() -> None:
 def test_adstock_shape_errors() -> None:
     with pytest.raises(ValueError, match=r"x shaped \(T, C\)"):
         GeometricAdstock().apply(jnp.ones(10), alpha=jnp.array([0.3, 0.5]))
-    with pytest.raises(ValueError, match=r"\(T,\) or \(T, C\)"):
-        GeometricAdstock().apply(jnp.ones((4, 2, 2)), alpha=0.5)
+    with pytest.raises(ValueError, match=r"\(T,\), \(T, C\) or \(T, G, C\)"):
+        GeometricAdstock().apply(jnp.ones((4, 2, 2, 2)), alpha=0.5)
+
+
+def test_geo_panels_carry_over_each_geo_with_the_channel_parameters() -> None:
+    """(T, G, C) spend: every geo's series is carried over with its channel's parameters,
+    exactly as that geo's (T, C) slice alone."""
+    x = np.random.default_rng(5).gamma(2.0, 0.5, size=(12, 3, 2)).astype(np.float32)
+    alpha = jnp.array([0.3, 0.7])
+    panel = np.asarray(GeometricAdstock(l_max=4).apply(jnp.asarray(x), alpha=alpha))
+    for g in range(3):
+        alone = np.asarray(GeometricAdstock(l_max=4).apply(jnp.asarray(x[:, g, :]), alpha=alpha))
+        np.testing.assert_allclose(panel[:, g, :], alone, rtol=1e-6)
     with pytest.raises(ValueError, match="l_max"):
         GeometricAdstock(l_max=0).apply(jnp.ones(4), alpha=0.5)
 

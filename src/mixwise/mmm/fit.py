@@ -161,23 +161,30 @@ class MMM:
 
         s = self.samples_
         media = np.einsum(
-            "ntc,nc->nt",
+            "ntgc,ngc->ntg",
             np.asarray(s["saturated"], dtype=np.float64),
             np.asarray(s["beta"], dtype=np.float64),
         )
         if "synergy" in s:
-            media = media + np.asarray(s["synergy"], dtype=np.float64).sum(axis=2)
+            media = media + np.asarray(s["synergy"], dtype=np.float64).sum(axis=3)
         return sample_baseline(self.inputs_, kpi, media, np.asarray(s["sigma"]), self.seed)
 
     def _inputs(self, data: MMMData) -> tuple[ModelInputs, FloatArray]:
-        if data.n_geos != 1:
-            raise ValueError(
-                "this version fits national data (one geo); aggregate the geos "
-                "(MMMData.from_workspace(..., geo_level='national'))"
-            )
         scaled = data.scaled()
-        spend = scaled.spend[:, 0, :]
-        kpi = scaled.kpi[:, 0]
+        # Each geo's spend of a channel by that geo's mean spend of it (the channel's overall
+        # mean where a geo never spent on it), each geo's KPI by its mean KPI: every geo's
+        # series is O(1), so one curve per channel fits geos of any size. National data are
+        # one geo, and these are the plain per-channel and KPI means.
+        geo_scale = data.spend.mean(axis=0)
+        geo_scale = np.where(geo_scale > 0, geo_scale, data.spend_scale[None, :])
+        spend = data.spend / geo_scale
+        kpi_scale = data.kpi_values.mean(axis=0)
+        empty = [g for g, m in zip(data.geos, kpi_scale, strict=True) if not m > 0]
+        if empty:
+            raise ValueError(
+                f"geo {empty[0]!r} has no {data.kpi} in any period; leave it out of the data"
+            )
+        kpi = data.kpi_values / kpi_scale
         base = baseline_design(data.dates, data.period_length_days, self.baseline)
         n_periods = data.n_periods
         if not 0 <= self.holdout < n_periods // 2:
@@ -185,8 +192,8 @@ class MMM:
         fit_mask = np.ones(n_periods)
         if self.holdout:
             fit_mask[-self.holdout :] = 0.0
-        totals = (data.spend[:, 0, :] * fit_mask[:, None]).sum(axis=0)
-        kpi_total = float((data.kpi_values[:, 0] * fit_mask).sum())
+        totals = (data.spend * fit_mask[:, None, None]).sum(axis=0)  # (G, C)
+        kpi_total = float((data.kpi_values * fit_mask[:, None]).sum())
         # Default ROI prior: 20 % of the KPI, spread over the channels in proportion to spend.
         default = 0.2 * kpi_total / max(float(totals.sum()), 1e-12)
         median = np.array([self.roi_prior.get(c, (default, 1.0))[0] for c in data.channels])
@@ -201,9 +208,9 @@ class MMM:
             trend=base.trend,
             seasonality=base.seasonality,
             holidays=base.holidays,
-            controls=scaled.controls[:, 0, :],
+            controls=scaled.controls,
             spend_totals=totals,
-            kpi_scale=float(scaled.kpi_scale),
+            kpi_scale=np.asarray(kpi_scale, dtype=np.float64),
             roi_median=median,
             roi_sigma=sigma,
             synergy_pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
@@ -212,6 +219,7 @@ class MMM:
             lift_measured=measured,
             lift_se=se,
             fit_mask=fit_mask,
+            spend_scale=np.asarray(geo_scale, dtype=np.float64),
         )
         self.holiday_names_ = base.holiday_names
         return inputs, kpi
@@ -284,29 +292,33 @@ class MMM:
     def _summarise(self) -> None:
         data = self.data_
         s = self.samples_
-        roi = np.asarray(s["roi"], dtype=np.float64)  # (draws, C)
-        self.roi_ = _interval_frame(roi, data.channels)
-        self.roi_.index.name = "channel"
-        # Contribution of each channel over the fitted periods, in KPI units.
+        inputs = self.inputs_
+        mask = inputs.fit_mask
+        # Contribution of each channel over the fitted periods, in KPI units (all geos).
         contrib = self._channel_contributions()  # (draws, T, C)
-        mask = self.inputs_.fit_mask
         total = (contrib * mask[None, :, None]).sum(axis=1)
+        # ROI = contribution / spend over the fitted periods: the sampled ``roi`` for national
+        # data (beta is defined from it), the spend-weighted mean of the geos' ROIs for geos.
+        spend = np.asarray(inputs.spend_totals, dtype=np.float64).sum(axis=0)
+        self.roi_ = _interval_frame(total / np.maximum(spend, 1e-12)[None, :], data.channels)
+        self.roi_.index.name = "channel"
         self.contribution_ = _interval_frame(total, data.channels)
         self.marginal_roi_ = _interval_frame(self._marginal_roi(), data.channels)
-        if len(self.inputs_.synergy_pairs):
-            syn = np.asarray(s["synergy"], dtype=np.float64) * self.inputs_.kpi_scale
-            names = [
-                f"{data.channels[a]} × {data.channels[b]}" for a, b in self.inputs_.synergy_pairs
-            ]
+        if len(inputs.synergy_pairs):
+            syn = np.einsum(
+                "ntgp,g->ntp", np.asarray(s["synergy"], dtype=np.float64), inputs.kpi_scale
+            )
+            names = [f"{data.channels[a]} × {data.channels[b]}" for a, b in inputs.synergy_pairs]
             self.synergy_ = _interval_frame((syn * mask[None, :, None]).sum(axis=1), names)
         else:
             self.synergy_ = pd.DataFrame(columns=["mean", "median", "lower", "upper"])
 
     def _channel_contributions(self) -> FloatArray:
+        """Per draw, period and channel, summed over geos, in KPI units: (draws, T, C)."""
         s = self.samples_
-        sat = np.asarray(s["saturated"], dtype=np.float64)
-        beta = np.asarray(s["beta"], dtype=np.float64)
-        return sat * beta[:, None, :] * self.inputs_.kpi_scale
+        sat = np.asarray(s["saturated"], dtype=np.float64)  # (N, T, G, C)
+        beta = np.asarray(s["beta"], dtype=np.float64) * self.inputs_.kpi_scale[None, :, None]
+        return np.einsum("ntgc,ngc->ntc", sat, beta)
 
     def _marginal_roi(self, step: float = 0.01) -> FloatArray:
         """Extra KPI per extra unit of spend for a 1 % larger spend series (per draw)."""
@@ -322,24 +334,25 @@ class MMM:
             ap = dict(zip(a_names, values[: len(a_names)], strict=True))
             sp = dict(zip(s_names, values[len(a_names) :], strict=True))
             sat = self.saturation_.apply(self.adstock_.apply(spend * scale, **ap), **sp)
-            return jnp.sum(sat * mask[:, None], axis=0)
+            return jnp.sum(sat * mask[:, None, None], axis=0)  # (G, C)
 
         params = [jnp.asarray(s[n]) for n in (*a_names, *s_names)]
         base = jax.vmap(lambda *v: media_total(1.0, *v))(*params)
         more = jax.vmap(lambda *v: media_total(1.0 + step, *v))(*params)
-        beta = np.asarray(s["beta"], dtype=np.float64)
-        extra = (np.asarray(more) - np.asarray(base)) * beta * self.inputs_.kpi_scale
-        return extra / (step * self.inputs_.spend_totals[None, :])
+        beta = np.asarray(s["beta"], dtype=np.float64) * self.inputs_.kpi_scale[None, :, None]
+        extra = ((np.asarray(more) - np.asarray(base)) * beta).sum(axis=1)  # (N, C)
+        spend_totals = np.asarray(self.inputs_.spend_totals, dtype=np.float64).sum(axis=0)
+        return extra / (step * spend_totals[None, :])
 
     def contributions(self) -> pd.DataFrame:
         """Per period: the KPI, the fitted baseline and each channel's contribution (posterior
-        means, KPI units), and whether the period was held out."""
+        means, KPI units, summed over geos), and whether the period was held out."""
         data = self.data_
         contrib = self._channel_contributions().mean(axis=0)
-        base = np.asarray(self.samples_["baseline"], dtype=np.float64).mean(axis=0)
+        base = np.asarray(self.samples_["baseline"], dtype=np.float64).mean(axis=0)  # (T, G)
         frame = pd.DataFrame(contrib, index=data.dates, columns=list(data.channels))
-        frame.insert(0, "baseline", base * self.inputs_.kpi_scale)
-        frame.insert(0, "kpi", data.kpi_values[:, 0])
+        frame.insert(0, "baseline", base @ self.inputs_.kpi_scale)
+        frame.insert(0, "kpi", data.kpi_values.sum(axis=1))
         frame["holdout"] = self.inputs_.fit_mask == 0
         frame.index.name = "date"
         return frame

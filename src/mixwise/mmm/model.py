@@ -60,15 +60,20 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """Everything the model function needs, as arrays (scaled units unless said)."""
+    """Everything the model function needs, as arrays (scaled units unless said).
 
-    spend: FloatArray  # (T, C), each channel divided by its mean spend
+    ``G`` geos (1 for national data): each geo's spend of a channel is divided by that geo's
+    mean spend of the channel, and its KPI by its mean KPI (``kpi_scale``), so every geo's
+    series is O(1) whatever its size and the curves' parameters are shared across geos.
+    """
+
+    spend: FloatArray  # (T, G, C)
     trend: FloatArray  # (T,)
     seasonality: FloatArray  # (T, S)
     holidays: FloatArray  # (T, H)
-    controls: FloatArray  # (T, K), standardised
-    spend_totals: FloatArray  # (C,) total spend of the fitted periods, original units
-    kpi_scale: float
+    controls: FloatArray  # (T, G, K), standardised
+    spend_totals: FloatArray  # (G, C) total spend of the fitted periods, original units
+    kpi_scale: FloatArray  # (G,) each geo's mean KPI
     roi_median: FloatArray  # (C,)
     roi_sigma: FloatArray  # (C,)
     synergy_pairs: npt.NDArray[np.int64]  # (P, 2) channel indices
@@ -77,13 +82,14 @@ class ModelInputs:
     lift_measured: FloatArray  # (L,) original KPI units
     lift_se: FloatArray  # (L,) original KPI units
     fit_mask: FloatArray  # (T,) 1 for the periods the likelihood sees (0: holdout)
+    spend_scale: FloatArray  # (G, C) money per scaled spend unit
 
 
 def media_model(
     inputs: ModelInputs, adstock: Adstock, saturation: Saturation, kpi: FloatArray | None
 ) -> None:
     """The NumPyro model (see the module docstring); ``kpi`` None samples the predictive."""
-    n_periods, n_channels = inputs.spend.shape
+    n_periods, n_geos, n_channels = inputs.spend.shape
     spend = jnp.asarray(inputs.spend)
 
     params = {}
@@ -92,47 +98,59 @@ def media_model(
     adstock_params = {k: params[k] for k in adstock.param_names}
     saturation_params = {k: params[k] for k in saturation.param_names}
     saturated = saturation.apply(adstock.apply(spend, **adstock_params), **saturation_params)
-    numpyro.deterministic("saturated", saturated)
+    numpyro.deterministic("saturated", saturated)  # (T, G, C)
 
     roi = numpyro.sample(
         "roi", dist.LogNormal(jnp.log(inputs.roi_median), inputs.roi_sigma).to_event(1)
     )
+    if n_geos > 1:
+        # Each geo's ROI scatters around the channel's (non-centred: log roi_g = log roi +
+        # spread * z_g), so geos with little data borrow from the others.
+        spread = numpyro.sample("roi_geo_sd", dist.HalfNormal(0.3).expand([n_channels]).to_event(1))
+        z = numpyro.sample(
+            "roi_geo_z", dist.Normal(0.0, 1.0).expand([n_geos, n_channels]).to_event(2)
+        )
+        roi_geo = roi * jnp.exp(spread * z)
+    else:
+        roi_geo = roi[None, :]
     fitted_mask = jnp.asarray(inputs.fit_mask)
-    sums = jnp.sum(saturated * fitted_mask[:, None], axis=0)
+    kpi_scale = jnp.asarray(inputs.kpi_scale)
+    sums = jnp.sum(saturated * fitted_mask[:, None, None], axis=0)  # (G, C)
     beta = numpyro.deterministic(
-        "beta", roi * inputs.spend_totals / (inputs.kpi_scale * jnp.maximum(sums, 1e-9))
+        "beta", roi_geo * inputs.spend_totals / (kpi_scale[:, None] * jnp.maximum(sums, 1e-9))
     )
-    media = saturated * beta
+    media = saturated * beta  # (T, G, C)
 
     pairs = jnp.asarray(inputs.synergy_pairs)
     if len(inputs.synergy_pairs):
         kappa = numpyro.sample(
             "kappa", dist.Normal(0.0, 0.5).expand([len(inputs.synergy_pairs)]).to_event(1)
         )
-        joint = saturated[:, pairs[:, 0]] * saturated[:, pairs[:, 1]] * kappa
-        numpyro.deterministic("synergy", joint)
-        synergy_total = jnp.sum(joint, axis=1)
+        joint = saturated[..., pairs[:, 0]] * saturated[..., pairs[:, 1]] * kappa
+        numpyro.deterministic("synergy", joint)  # (T, G, P)
+        synergy_total = jnp.sum(joint, axis=2)
     else:
-        joint = jnp.zeros((n_periods, 0))
-        synergy_total = jnp.zeros(n_periods)
+        joint = jnp.zeros((n_periods, n_geos, 0))
+        synergy_total = jnp.zeros((n_periods, n_geos))
 
     sigma = numpyro.sample("sigma", dist.HalfNormal(0.25))
     if kpi is not None:
         design = baseline_prior(inputs)
-        media_total = jnp.sum(media, axis=1) + synergy_total
-        numpyro.factor("kpi", _marginal_loglik(design, jnp.asarray(kpi) - media_total, sigma))
+        rest = jnp.asarray(kpi) - jnp.sum(media, axis=2) - synergy_total
+        numpyro.factor("kpi", _marginal_loglik(design, rest.reshape(-1), sigma))
 
     if len(inputs.lift_channel):
         per_channel = media
         if len(inputs.synergy_pairs):  # a channel's synergies are part of what a test sees
-            share = jnp.zeros((joint.shape[1], n_channels))
-            share = share.at[jnp.arange(joint.shape[1]), pairs[:, 0]].add(0.5)
-            share = share.at[jnp.arange(joint.shape[1]), pairs[:, 1]].add(0.5)
+            share = jnp.zeros((joint.shape[2], n_channels))
+            share = share.at[jnp.arange(joint.shape[2]), pairs[:, 0]].add(0.5)
+            share = share.at[jnp.arange(joint.shape[2]), pairs[:, 1]].add(0.5)
             per_channel = per_channel + joint @ share
-        effect = jnp.sum(jnp.asarray(inputs.lift_mask) * per_channel[:, inputs.lift_channel].T, 1)
+        national = jnp.sum(per_channel * kpi_scale[None, :, None], axis=1)  # (T, C), KPI units
+        effect = jnp.sum(jnp.asarray(inputs.lift_mask) * national[:, inputs.lift_channel].T, 1)
         numpyro.sample(
             "lift",
-            dist.Normal(effect * inputs.kpi_scale, jnp.asarray(inputs.lift_se)).to_event(1),
+            dist.Normal(effect, jnp.asarray(inputs.lift_se)).to_event(1),
             obs=jnp.asarray(inputs.lift_measured),
         )
 
@@ -140,52 +158,70 @@ def media_model(
 # -- the baseline, integrated out ----------------------------------------------------------
 @dataclass(frozen=True)
 class BaselinePrior:
-    """The baseline as one linear regression: ``baseline = X @ b``, ``b ~ Normal(mean, sd)``.
+    """The baseline as one linear regression over the (period, geo) rows (period-major):
+    ``baseline = X @ b``, ``b ~ Normal(mean, sd)``.
 
-    Columns: intercept (prior Normal(0.6, 0.5)), the trend centred on the fitted periods
-    (Normal(0, 0.5)), seasonality (0.25), holidays (0.5) and controls (0.25); ``blocks`` names
-    the sample site of each range of columns (``intercept`` and ``trend`` are scalars).
-    ``fit_mask`` zeroes the held-out rows of ``masked``.
+    Columns: one intercept per geo (prior Normal(0.6, 0.5): a geo's KPI is scaled by its
+    mean), the trend centred on the fitted periods (Normal(0, 0.5)), seasonality (0.25),
+    holidays (0.5) and controls (0.25), shared by the geos; ``blocks`` names the sample site of
+    each range of columns. ``row_mask`` is 0 on held-out rows, which ``masked`` zeroes.
     """
 
-    x: FloatArray  # (T, P), every period
-    masked: FloatArray  # (T, P), held-out rows zero
+    x: FloatArray  # (T*G, P), every row
+    masked: FloatArray  # (T*G, P), held-out rows zero
+    row_mask: FloatArray  # (T*G,)
     gram: FloatArray  # (P, P) masked.T @ masked
     mean: FloatArray  # (P,)
     sd: FloatArray  # (P,)
     n_fitted: float
+    n_geos: int
     blocks: tuple[tuple[str, int, int], ...]
 
 
 def baseline_prior(inputs: ModelInputs) -> BaselinePrior:
+    n_periods, n_geos = inputs.spend.shape[:2]
     mask = np.asarray(inputs.fit_mask, dtype=np.float64)
     trend = np.asarray(inputs.trend, dtype=np.float64)
     centre = float((trend * mask).sum() / max(mask.sum(), 1.0))
-    columns: list[FloatArray] = [np.ones(len(trend))[:, None], (trend - centre)[:, None]]
-    means, sds = [0.6, 0.0], [0.5, 0.5]
-    blocks = [("intercept", 0, 1), ("trend", 1, 2)]
-    start = 2
+
+    def per_row(design: npt.ArrayLike) -> FloatArray:
+        """(T, k) shared by the geos, or (T, G, k) per geo → (T*G, k)."""
+        d = np.asarray(design, dtype=np.float64)
+        if d.ndim == 2:
+            d = np.broadcast_to(d[:, None, :], (n_periods, n_geos, d.shape[1]))
+        return d.reshape(n_periods * n_geos, -1)
+
+    columns: list[FloatArray] = [
+        per_row(np.broadcast_to(np.eye(n_geos), (n_periods, n_geos, n_geos))),
+        per_row((trend - centre)[:, None]),
+    ]
+    means, sds = [0.6] * n_geos + [0.0], [0.5] * n_geos + [0.5]
+    blocks = [("intercept", 0, n_geos), ("trend", n_geos, n_geos + 1)]
+    start = n_geos + 1
     for name, design, scale in (
         ("seasonality", inputs.seasonality, 0.25),
         ("holidays", inputs.holidays, 0.5),
         ("controls", inputs.controls, 0.25),
     ):
-        width = int(np.shape(design)[1])
+        width = int(np.shape(design)[-1])
         if width:
-            columns.append(np.asarray(design, dtype=np.float64))
+            columns.append(per_row(design))
             means += [0.0] * width
             sds += [scale] * width
             blocks.append((name, start, start + width))
             start += width
     x = np.hstack(columns)
-    masked = x * mask[:, None]
+    row_mask = np.repeat(mask, n_geos)
+    masked = x * row_mask[:, None]
     return BaselinePrior(
         x=x,
         masked=masked,
+        row_mask=row_mask,
         gram=masked.T @ masked,
         mean=np.array(means),
         sd=np.array(sds),
-        n_fitted=float(mask.sum()),
+        n_fitted=float(row_mask.sum()),
+        n_geos=n_geos,
         blocks=tuple(blocks),
     )
 
@@ -193,9 +229,10 @@ def baseline_prior(inputs: ModelInputs) -> BaselinePrior:
 def _marginal_loglik(design: BaselinePrior, rest: jax.Array, sigma: jax.Array) -> jax.Array:
     """``log p(kpi | media, sigma)`` with the baseline's coefficients integrated out.
 
-    ``rest`` is the KPI minus media and synergy. With ``r = rest - X mean`` (fitted rows) the
-    KPI is ``Normal(0, s2 I + X S X')`` (``S = diag(sd^2)``, ``s2 = sigma^2``). With
-    ``A = X'X + s2 S^-1`` and ``b = A^-1 X' r`` (the regularised least-squares fit)::
+    ``rest`` is the KPI minus media and synergy, one value per (period, geo) row. With
+    ``r = rest - X mean`` (fitted rows) the KPI is ``Normal(0, s2 I + X S X')``
+    (``S = diag(sd^2)``, ``s2 = sigma^2``). With ``A = X'X + s2 S^-1`` and ``b = A^-1 X' r``
+    (the regularised least-squares fit)::
 
         r' C^-1 r = (|r - X b|^2 + s2 |b / sd|^2) / s2          (two positive terms: no
         log |C|   = (n - P) log s2 + sum log sd^2 + log |A|      cancellation in float32)
@@ -203,7 +240,7 @@ def _marginal_loglik(design: BaselinePrior, rest: jax.Array, sigma: jax.Array) -
     s2 = sigma**2
     x = jnp.asarray(design.masked, dtype=rest.dtype)
     r = (rest - jnp.asarray(design.x @ design.mean, dtype=rest.dtype)) * jnp.asarray(
-        design.masked[:, 0], dtype=rest.dtype
+        design.row_mask, dtype=rest.dtype
     )
     sd = jnp.asarray(design.sd, dtype=rest.dtype)
     a = jnp.asarray(design.gram, dtype=rest.dtype) + jnp.diag(s2 / sd**2)
@@ -226,20 +263,21 @@ def sample_baseline(
     """Per posterior draw, the baseline's coefficients from their conditional posterior
     (Gaussian given media and sigma), and the ``baseline`` and ``mu`` series they give.
 
-    ``media_total`` is (draws, T) in scaled KPI units, ``sigma`` (draws,). Returns the sites
-    the model had before the baseline was integrated out: ``intercept``, ``trend`` (scalars
-    per draw), ``seasonality``, ``holidays``, ``controls`` (when they have columns),
-    ``baseline`` and ``mu`` (draws, T).
+    ``kpi`` is (T, G) and ``media_total`` (draws, T, G) in scaled KPI units, ``sigma``
+    (draws,). Returns the sites the model had before the baseline was integrated out:
+    ``intercept`` (per draw, or (draws, G) for geos), ``trend`` (per draw), ``seasonality``,
+    ``holidays``, ``controls`` (when they have columns), and ``baseline`` and ``mu``
+    (draws, T, G).
     """
     design = baseline_prior(inputs)
+    n_periods, n_geos = inputs.spend.shape[:2]
     s2 = np.asarray(sigma, dtype=np.float64).reshape(-1) ** 2
-    mask = np.asarray(inputs.fit_mask, dtype=np.float64)
-    rest = np.asarray(kpi, dtype=np.float64)[None, :] - np.asarray(media_total, dtype=np.float64)
-    r = (rest - design.x @ design.mean) * mask  # (N, T)
+    media = np.asarray(media_total, dtype=np.float64).reshape(len(s2), -1)
+    rest = np.asarray(kpi, dtype=np.float64).reshape(1, -1) - media
+    r = (rest - design.x @ design.mean) * design.row_mask  # (N, T*G)
     a = design.gram[None] + s2[:, None, None] * np.diag(1.0 / design.sd**2)[None]
     chol = np.linalg.cholesky(a)  # (N, P, P)
-    rhs = r @ design.masked  # (N, P)
-    centre = np.linalg.solve(a, rhs[..., None])[..., 0]
+    centre = np.linalg.solve(a, (r @ design.masked)[..., None])[..., 0]
     # Cov = s2 A^-1 = (L^-T)(L^-1) s2: draw L^-T z.
     z = np.random.default_rng(seed).standard_normal(centre.shape)
     eye = np.broadcast_to(np.eye(len(design.sd)), chol.shape)
@@ -249,7 +287,9 @@ def sample_baseline(
     out: dict[str, FloatArray] = {}
     for name, lo, hi in design.blocks:
         block = coef[:, lo:hi]
-        out[name] = block[:, 0] if name in ("intercept", "trend") else block
-    out["baseline"] = coef @ design.x.T
-    out["mu"] = out["baseline"] + np.asarray(media_total, dtype=np.float64)
+        scalar = name == "trend" or (name == "intercept" and n_geos == 1)
+        out[name] = block[:, 0] if scalar else block
+    shape = (len(s2), n_periods, n_geos)
+    out["baseline"] = (coef @ design.x.T).reshape(shape)
+    out["mu"] = out["baseline"] + media.reshape(shape)
     return out

@@ -52,14 +52,15 @@ class UnusableModelError(ValueError):
 class ResponseModel:
     channels: tuple[str, ...]
     period_days: int
-    spend_scale: FloatArray  # (C,) spend per scaled unit, per channel
-    kpi_scale: float
-    history: FloatArray  # (L, C) scaled spend of the last l_max fitted periods
-    history_mean: FloatArray  # (C,) mean scaled spend per period over the data
-    history_max: FloatArray  # (C,) highest scaled spend of a period
+    spend_scale: FloatArray  # (G, C) spend per scaled unit, per geo and channel
+    kpi_scale: FloatArray  # (G,) KPI per scaled unit, per geo
+    geo_share: FloatArray  # (G, C) each geo's share of a channel's spend in the data
+    history: FloatArray  # (L, G, C) scaled spend of the last l_max fitted periods
+    history_mean: FloatArray  # (C,) mean spend per period over the data (all geos, money)
+    history_max: FloatArray  # (C,) highest spend of a period (all geos, money)
     adstock: Adstock
     saturation: Saturation
-    params: dict[str, Any]  # media parameters, each (draws, C); "beta" (draws, C)
+    params: dict[str, Any]  # media parameters, each (draws, C); "beta" (draws, G, C)
     kappa: Any  # (draws, pairs) synergy coefficients
     pairs: npt.NDArray[np.int64]  # (pairs, 2)
     baseline_draws: dict[str, Any]  # intercept, trend, seasonality, holidays (per draw)
@@ -107,8 +108,17 @@ class ResponseModel:
         baseline = {k: np.asarray(s[k], dtype=np.float64)[take] for k in base_names if k in s}
         data = mmm.data_
         l_max = int(getattr(mmm.adstock_, "l_max", 1))
-        scaled_spend = np.asarray(data.spend[:, 0, :] / data.spend_scale, dtype=np.float64)
-        history = scaled_spend[-l_max:]
+        spend_scale = np.asarray(inputs.spend_scale, dtype=np.float64)
+        history = np.asarray(data.spend[-l_max:] / spend_scale, dtype=np.float64)
+        national = data.spend.sum(axis=1)  # (T, C) money
+        totals = data.spend.sum(axis=0)  # (G, C)
+        # A national plan is spread over the geos as the data spread each channel (equally
+        # where a channel never spent).
+        share = np.where(
+            totals.sum(axis=0) > 0,
+            totals / np.maximum(totals.sum(axis=0), 1e-300),
+            1.0 / data.n_geos,
+        )
         fit_mask = np.asarray(inputs.fit_mask, dtype=np.float64)
         centre = float((inputs.trend * fit_mask).sum() / max(fit_mask.sum(), 1.0))
         period = data.period_length_days
@@ -116,11 +126,12 @@ class ResponseModel:
         return cls(
             channels=tuple(data.channels),
             period_days=period,
-            spend_scale=np.asarray(data.spend_scale, dtype=np.float64),
-            kpi_scale=float(inputs.kpi_scale),
+            spend_scale=spend_scale,
+            kpi_scale=np.asarray(inputs.kpi_scale, dtype=np.float64),
+            geo_share=share,
             history=history,
-            history_mean=scaled_spend.mean(axis=0),
-            history_max=scaled_spend.max(axis=0),
+            history_mean=national.mean(axis=0),
+            history_max=national.max(axis=0),
             adstock=mmm.adstock_,
             saturation=mmm.saturation_,
             params=params,
@@ -143,7 +154,8 @@ class ResponseModel:
 
     # -- media --------------------------------------------------------------------------------
     def _saturated(self, plan: Any, carry_over: bool) -> jax.Array:
-        """Saturated adstocked spend of the plan periods, ``(draws, P, C)`` (scaled units)."""
+        """Saturated adstocked spend of the plan periods, ``(draws, P, G, C)`` (scaled units):
+        the national plan spread over the geos by :attr:`geo_share`."""
         import jax
         import jax.numpy as jnp
 
@@ -153,7 +165,8 @@ class ResponseModel:
                 f"a plan is (periods, {len(self.channels)}) spend in channel order "
                 f"{list(self.channels)}; got shape {tuple(x.shape)}"
             )
-        x = x / jnp.asarray(self.spend_scale, dtype=jnp.float32)
+        per_geo = jnp.asarray(self.geo_share / self.spend_scale, dtype=jnp.float32)
+        x = x[:, None, :] * per_geo[None, :, :]
         lead = self.history if carry_over else np.zeros_like(self.history)
         full = jnp.concatenate([jnp.asarray(lead, dtype=x.dtype), x], axis=0)
         a_names, s_names = self.adstock.param_names, self.saturation.param_names
@@ -164,24 +177,32 @@ class ResponseModel:
             return self.saturation.apply(self.adstock.apply(full, **ap), **sp)
 
         sat = jax.vmap(one)(*(self.params[k] for k in (*a_names, *s_names)))
-        return sat[:, len(lead) :, :]
+        return sat[:, len(lead) :]
+
+    def _kpi_beta(self) -> jax.Array:
+        """``beta`` in KPI units per geo: (draws, G, C)."""
+        import jax.numpy as jnp
+
+        return self.params["beta"] * jnp.asarray(self.kpi_scale, dtype=jnp.float32)[None, :, None]
 
     def media(self, plan: Any, *, carry_over: bool = True) -> jax.Array:
-        """Each channel's contribution per plan period in KPI units, ``(draws, P, C)``
-        (synergies not included: see :meth:`kpi`)."""
+        """Each channel's contribution per plan period in KPI units (all geos),
+        ``(draws, P, C)`` (synergies not included: see :meth:`kpi`)."""
+        import jax.numpy as jnp
+
         sat = self._saturated(plan, carry_over)
-        return sat * self.params["beta"][:, None, :] * self.kpi_scale
+        return jnp.einsum("npgc,ngc->npc", sat, self._kpi_beta())
 
     def kpi(self, plan: Any, *, carry_over: bool = True) -> jax.Array:
         """Media KPI per plan period (channels and synergies), KPI units, ``(draws, P)``."""
         import jax.numpy as jnp
 
         sat = self._saturated(plan, carry_over)
-        total = jnp.sum(sat * self.params["beta"][:, None, :], axis=2)
+        total = jnp.einsum("npgc,ngc->npg", sat, self.params["beta"])
         if len(self.pairs):
-            joint = sat[:, :, self.pairs[:, 0]] * sat[:, :, self.pairs[:, 1]]
-            total = total + jnp.sum(joint * self.kappa[:, None, :], axis=2)
-        return total * self.kpi_scale
+            joint = sat[..., self.pairs[:, 0]] * sat[..., self.pairs[:, 1]]
+            total = total + jnp.sum(joint * self.kappa[:, None, None, :], axis=3)
+        return total @ jnp.asarray(self.kpi_scale, dtype=jnp.float32)
 
     def incremental(self, plan: Any, *, carry_over: bool = True) -> jax.Array:
         """Extra KPI over the plan's periods against no spend in them, per draw ``(draws,)``."""
@@ -211,9 +232,9 @@ class ResponseModel:
         plans = np.zeros((len(levels), l_max + 1, len(self.channels)), dtype=np.float32)
         plans[:, :, c] = levels[:, None]
         sat = jax.vmap(lambda p: self._saturated(p, carry_over=False))(jnp.asarray(plans))
-        last = np.asarray(sat[:, :, -1, c], dtype=np.float64)  # (levels, draws)
-        beta = np.asarray(self.params["beta"][:, c], dtype=np.float64)
-        return (last * beta[None, :]).T * self.kpi_scale
+        last = np.asarray(sat[:, :, -1, :, c], dtype=np.float64)  # (levels, draws, G)
+        beta = np.asarray(self._kpi_beta()[:, :, c], dtype=np.float64)  # (draws, G)
+        return (last * beta[None, :, :]).sum(axis=2).T
 
     # -- the whole KPI ------------------------------------------------------------------------
     def future_dates(self, periods: int) -> pd.DatetimeIndex:
@@ -235,12 +256,15 @@ class ResponseModel:
             holiday_names=self.holiday_names,
         )
         b = self.baseline_draws
-        level = b["intercept"][:, None] + b["trend"][:, None] * (design.trend - self.trend_centre)
+        # Every geo's level (draws, P, G) in its own scaled units, then KPI units summed.
+        intercept = np.asarray(b["intercept"], dtype=np.float64).reshape(len(b["trend"]), -1)
+        shared = b["trend"][:, None] * (design.trend - self.trend_centre)
         if "seasonality" in b and design.seasonality.shape[1]:
-            level = level + b["seasonality"] @ design.seasonality.T
+            shared = shared + b["seasonality"] @ design.seasonality.T
         if "holidays" in b and design.holidays.shape[1]:
-            level = level + b["holidays"] @ design.holidays.T
-        return np.asarray(level * self.kpi_scale, dtype=np.float64)
+            shared = shared + b["holidays"] @ design.holidays.T
+        level = intercept[:, None, :] + shared[:, :, None]
+        return np.asarray(level @ self.kpi_scale, dtype=np.float64)
 
     def forecast(self, plan: Any) -> FloatArray:
         """Expected KPI (baseline + media) per period of a plan that starts right after the
@@ -260,7 +284,7 @@ def response_curves(rm: ResponseModel, points: int = 21, reach: float = 2.0) -> 
         raise ValueError(f"reach must be > 0 and ≤ 10, got {reach}")
     curves: dict[str, Any] = {}
     for c, channel in enumerate(rm.channels):
-        top = float(rm.spend_scale[c] * max(float(rm.history_max[c]), 1e-12))
+        top = max(float(rm.history_max[c]), 1e-12)
         levels = np.linspace(0.0, reach * top, points)
         draws = rm.response_curve(channel, levels)
         lower, upper = np.quantile(draws, (0.05, 0.95), axis=0)
@@ -269,6 +293,6 @@ def response_curves(rm: ResponseModel, points: int = 21, reach: float = 2.0) -> 
             "mean": draws.mean(axis=0).tolist(),
             "lower": lower.tolist(),
             "upper": upper.tolist(),
-            "current_spend": float(rm.spend_scale[c] * rm.history_mean[c]),
+            "current_spend": float(rm.history_mean[c]),
         }
     return {"channels": list(rm.channels), "interval": [0.05, 0.95], "curves": curves}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import select
 
@@ -223,9 +224,11 @@ def load_model(ws: Workspace, run_id: int | None = None) -> MMM:
         source=meta["source"],
     )
     inputs = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("input:")}
-    inputs["kpi_scale"] = float(inputs["kpi_scale"])
+    samples = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("sample:")}
+    if np.ndim(inputs["spend"]) == 2:  # stored before geo panels: one geo, no geo axis
+        _add_geo_axis(inputs, samples, model.data_.spend_scale)
     model.inputs_ = ModelInputs(**inputs)
-    model.samples_ = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("sample:")}
+    model.samples_ = samples
     model.adstock_ = get_adstock(model.adstock, **model.adstock_options)
     model.saturation_ = get_saturation(model.saturation)
     model.holiday_names_ = tuple(meta["holiday_names"])
@@ -235,3 +238,21 @@ def load_model(ws: Workspace, run_id: int | None = None) -> MMM:
     model._summarise()
     model.run_id_ = row.id
     return model
+
+
+def _add_geo_axis(
+    inputs: dict[str, Any], samples: dict[str, Any], spend_scale: npt.NDArray[np.float64]
+) -> None:
+    """A national run stored before geo panels, in today's shapes (a geo axis of length 1)."""
+    inputs["spend"] = inputs["spend"][:, None, :]
+    inputs["controls"] = inputs["controls"][:, None, :]
+    inputs["spend_totals"] = inputs["spend_totals"][None, :]
+    inputs["kpi_scale"] = np.atleast_1d(np.asarray(inputs["kpi_scale"], dtype=np.float64))
+    inputs["spend_scale"] = np.asarray(spend_scale, dtype=np.float64)[None, :]
+    samples["saturated"] = samples["saturated"][:, :, None, :]
+    samples["beta"] = samples["beta"][:, None, :]
+    if "synergy" in samples:
+        samples["synergy"] = samples["synergy"][:, :, None, :]
+    for name in ("baseline", "mu"):
+        if name in samples:
+            samples[name] = samples[name][:, :, None]

@@ -146,15 +146,16 @@ def weibull_weights(shape: ArrayLike, scale: ArrayLike, l_max: int) -> jax.Array
 def causal_convolve(x: ArrayLike, weights: ArrayLike) -> jax.Array:
     """``out[t] = sum_l weights[l] * x[t-l]`` along axis 0, zero before the start.
 
-    ``x`` is ``(T,)`` or ``(T, C)``; ``weights`` is ``(L,)`` or ``(L, C)`` (one column per
-    channel). The lagged copies ``x[t-l]`` are gathered into a ``(T, L, ...)`` array with one
-    constant index, then weighted and summed: differentiable, jit-able, O(T·L·C) memory, and an
-    elementwise product (not a matmul) so float32 keeps full precision on accelerators.
+    ``x`` is ``(T,)``, ``(T, C)`` or ``(T, G, C)`` (geos × channels); ``weights`` is ``(L,)``
+    or ``(L, C)`` (one column per channel, shared by the geos). The lagged copies ``x[t-l]``
+    are gathered into a ``(T, L, ...)`` array with one constant index, then weighted and
+    summed: differentiable, jit-able, O(T·L·C) memory, and an elementwise product (not a
+    matmul) so float32 keeps full precision on accelerators.
     """
     xs = jnp.asarray(x)
     w = jnp.asarray(weights)
-    if xs.ndim not in (1, 2):
-        raise ValueError(f"x must be shaped (T,) or (T, C), got {xs.shape}")
+    if xs.ndim not in (1, 2, 3):
+        raise ValueError(f"x must be shaped (T,), (T, C) or (T, G, C), got {xs.shape}")
     if w.ndim > xs.ndim:
         raise ValueError(
             f"per-channel parameters (weights {w.shape}) need x shaped (T, C), got {xs.shape}"

@@ -1,0 +1,176 @@
+"""Geo panels: one model over geos of different size, curves shared, ROIs pooled.
+
+The panel below is built so the answer is known: every geo's spend is a fixed share of the
+national spend, and its revenue the same share of a national revenue series (plus noise). The
+geos differ in size by 8x, so a model that mixed up the geos' scales would give each channel
+a different ROI per geo or miss the national one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixwise.mmm.data import MMMData
+from mixwise.mmm.fit import MMM
+from mixwise.mmm.response import ResponseModel
+
+SHARES = np.array([0.1, 0.3, 0.6])  # geo sizes
+EFFECT = {"a": 260.0, "b": 200.0}  # national KPI per period at full saturation
+
+
+def national(
+    periods: int, seed: int
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+    """National spend of two channels and the revenue they and a seasonal baseline give,
+    from curves of the model's family (geometric carry-over 0.4, Hill with half = the mean
+    spend, slope 1)."""
+    from mixwise.simulate import geometric_adstock, hill
+
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2023-01-02", periods=periods, freq="7D")
+    x = rng.gamma(2.0, 50.0, size=(periods, 2)) * np.array([1.0, 2.0])
+    media = np.column_stack(
+        [
+            EFFECT[c] * hill(geometric_adstock(x[:, i] / x[:, i].mean(), 0.4), 1.0, 1.0)
+            for i, c in enumerate(EFFECT)
+        ]
+    )
+    base = 1000 + 150 * np.sin(2 * np.pi * np.arange(periods) / 52)
+    return dates, x, base + media.sum(axis=1), media
+
+
+def true_roi(periods: int = 104, seed: int = 3) -> dict[str, float]:
+    _, x, _, media = national(periods, seed)
+    return {c: float(media[:, i].sum() / x[:, i].sum()) for i, c in enumerate(EFFECT)}
+
+
+def panel(periods: int = 104, seed: int = 3) -> pd.DataFrame:
+    """Every geo spends its share of the national spend and sells its share of the national
+    revenue, plus its own noise."""
+    dates, x, y, _ = national(periods, seed)
+    rng = np.random.default_rng(seed + 1)
+    rows = []
+    for g, share in enumerate(SHARES):
+        noise = rng.normal(0, 8 * share, periods)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "date": dates,
+                    "geo": f"g{g}",
+                    "revenue": share * y + noise,
+                    "a": share * x[:, 0],
+                    "b": share * x[:, 1],
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def geo_fit() -> MMM:
+    data = MMMData.from_frame(panel(), date="date", kpi="revenue", channels=["a", "b"], geo="geo")
+    assert data.n_geos == 3
+    return MMM(chains=2, draws=300, warmup=300, progress=False, seed=2).fit(data)
+
+
+def test_geo_panel_agrees_with_the_national_fit_and_holds_the_truth(geo_fit: MMM) -> None:
+    inputs = geo_fit.inputs_
+    assert inputs.spend.shape == (104, 3, 2)
+    # Each geo's spend and KPI are scaled by its own means: O(1) whatever the geo's size.
+    np.testing.assert_allclose(inputs.spend.mean(axis=0), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(inputs.kpi_scale / inputs.kpi_scale.sum(), SHARES, rtol=0.02)
+    # The same market fitted nationally (the geos summed) must tell the same story: each
+    # estimate inside the other's 90 % interval, and the truth inside both.
+    summed = panel().groupby("date", as_index=False)[["revenue", "a", "b"]].sum()
+    flat = MMMData.from_frame(summed, date="date", kpi="revenue", channels=["a", "b"])
+    nat = MMM(chains=2, draws=300, warmup=300, progress=False, seed=2).fit(flat)
+    for channel, truth in true_roi().items():
+        geo, one = geo_fit.roi_.loc[channel], nat.roi_.loc[channel]
+        assert geo["lower"] <= truth <= geo["upper"], (channel, geo.to_dict())
+        assert one["lower"] <= truth <= one["upper"], (channel, one.to_dict())
+        assert one["lower"] <= geo["mean"] <= one["upper"], (channel, geo.to_dict(), one.to_dict())
+        assert geo["lower"] <= one["mean"] <= geo["upper"], (channel, geo.to_dict(), one.to_dict())
+    assert "roi_geo_z" in geo_fit.samples_ and geo_fit.samples_["roi_geo_z"].shape[1:] == (3, 2)
+    # Per geo: one intercept each; the decomposition adds the geos up.
+    assert geo_fit.samples_["intercept"].shape[1:] == (3,)
+    frame = geo_fit.contributions()
+    np.testing.assert_allclose(
+        frame["kpi"].to_numpy(), geo_fit.data_.kpi_values.sum(axis=1), rtol=1e-12
+    )
+    fitted = frame[["baseline", "a", "b"]].sum(axis=1)
+    assert np.abs(fitted - frame["kpi"]).mean() / frame["kpi"].mean() < 0.02
+
+
+def test_a_national_plan_is_spread_over_the_geos_as_the_data_were(geo_fit: MMM) -> None:
+    """The national spend replayed as a plan (every geo kept its share) reproduces every
+    draw's fitted contributions, summed over geos."""
+    rm = ResponseModel.from_mmm(geo_fit, force=True, draws=50)
+    np.testing.assert_allclose(rm.geo_share, np.repeat(SHARES[:, None], 2, axis=1), rtol=1e-9)
+    national = geo_fit.data_.spend.sum(axis=1)
+    got = np.asarray(rm.media(national, carry_over=False))
+    take = np.linspace(0, len(geo_fit.samples_["beta"]) - 1, 50).round().astype(int)
+    want = geo_fit._channel_contributions()[take]
+    np.testing.assert_allclose(got, want, rtol=5e-4, atol=1e-3 * np.abs(want).max())
+    assert rm.baseline(4).shape == (50, 4)
+    curve = rm.response_curve("a", [0.0, 100.0, 200.0])
+    assert (
+        curve.shape == (50, 3) and np.all(curve[:, 0] == 0) and np.all(curve[:, 2] >= curve[:, 1])
+    )
+
+
+def test_a_geo_with_no_kpi_is_refused() -> None:
+    frame = panel(periods=60)
+    frame.loc[frame["geo"] == "g0", "revenue"] = 0.0
+    data = MMMData.from_frame(frame, date="date", kpi="revenue", channels=["a", "b"], geo="geo")
+    with pytest.raises(ValueError, match="geo 'g0' has no revenue"):
+        MMM(chains=1, draws=10, warmup=10, progress=False).fit(data)
+
+
+def test_runs_stored_before_geo_panels_still_load(tmp_path, mmm_workspace) -> None:  # type: ignore[no-untyped-def]
+    """A national run saved with the old shapes (no geo axis) reloads to the same results."""
+    from mixwise.mmm.runs import load_model, save_run
+
+    ws = mmm_workspace
+    data = MMMData.from_workspace(ws, controls=())
+    model = MMM(chains=1, draws=30, warmup=30, progress=False).fit(data)
+    run = save_run(ws, model)
+    path = ws.path / "runs" / f"mmm-{run}.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    squeeze = {
+        "input:spend": 1, "input:controls": 1, "input:spend_totals": 0, "sample:saturated": 2,
+        "sample:beta": 1, "sample:baseline": 2, "sample:mu": 2,
+    }  # fmt: skip
+    for key, axis in squeeze.items():
+        arrays[key] = arrays[key].squeeze(axis=axis)
+    arrays["input:kpi_scale"] = np.asarray(float(arrays["input:kpi_scale"][0]))
+    del arrays["input:spend_scale"]
+    np.savez_compressed(path, **arrays)
+    old = load_model(ws, run)
+    assert old.inputs_.spend.shape == model.inputs_.spend.shape
+    pd.testing.assert_frame_equal(old.roi_, model.roi_, rtol=1e-6)
+    pd.testing.assert_frame_equal(
+        old.contributions(), model.contributions(), rtol=1e-6, check_freq=False
+    )
+    assert json.dumps(old.summary()["roi"]) == json.dumps(model.summary()["roi"])
+
+
+def test_cli_fits_a_geo_file_and_names_a_missing_geo_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from mixwise.cli import main
+
+    csv = tmp_path / "geos.csv"
+    panel(periods=60).to_csv(csv, index=False)
+    args = ["mmm", "fit", "--csv", str(csv), "--kpi", "revenue", "--channels", "a,b"]
+    quick = ["--chains", "1", "--draws", "20", "--warmup", "20", "--json"]
+    out = CliRunner().invoke(main, [*args, "--geo", "geo", *quick])
+    assert out.exit_code == 0, out.output  # --json prints even an unusable fit
+    summary = json.loads(out.output)
+    assert summary["data"]["periods"] == 60 and set(summary["roi"]) == {"a", "b"}
+    bad = CliRunner().invoke(main, [*args, "--geo", "region", *quick])
+    assert bad.exit_code == 1 and "region" in bad.output
