@@ -122,6 +122,16 @@ def test_a_national_plan_is_spread_over_the_geos_as_the_data_were(geo_fit: MMM) 
     )
 
 
+def test_complete_pooling_gives_every_geo_the_channels_roi() -> None:
+    data = MMMData.from_frame(
+        panel(periods=60), date="date", kpi="revenue", channels=["a", "b"], geo="geo"
+    )
+    fit = MMM(chains=1, draws=30, warmup=30, progress=False, geo_pooling="complete").fit(data)
+    assert "roi_geo_z" not in fit.samples_ and "roi_geo_sd" not in fit.samples_
+    # One ROI for all geos: the reported national ROI is the sampled one.
+    np.testing.assert_allclose(fit.roi_["mean"], fit.samples_["roi"].mean(axis=0), rtol=1e-4)
+
+
 def test_a_geo_with_no_kpi_is_refused() -> None:
     frame = panel(periods=60)
     frame.loc[frame["geo"] == "g0", "revenue"] = 0.0
@@ -174,3 +184,30 @@ def test_cli_fits_a_geo_file_and_names_a_missing_geo_column(tmp_path) -> None:  
     assert summary["data"]["periods"] == 60 and set(summary["roi"]) == {"a", "b"}
     bad = CliRunner().invoke(main, [*args, "--geo", "region", *quick])
     assert bad.exit_code == 1 and "region" in bad.output
+
+
+def test_the_baselines_structured_products_equal_the_dense_ones(geo_fit: MMM) -> None:
+    """The sampler multiplies by the baseline's columns by structure (per-geo intercepts,
+    columns shared by the geos, per-geo controls); it must equal the dense design matrix."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from mixwise.mmm.model import baseline_prior
+
+    rng = np.random.default_rng(0)
+    t, g = geo_fit.inputs_.spend.shape[:2]
+    mask = np.ones(t)
+    mask[-5:] = 0.0  # a holdout
+    inputs = dataclasses.replace(
+        geo_fit.inputs_, fit_mask=mask, controls=rng.normal(size=(t, g, 2))
+    )
+    design = baseline_prior(inputs)
+    r = rng.normal(size=(t, g)) * mask[:, None]
+    b = rng.normal(size=len(design.sd))
+    np.testing.assert_allclose(
+        np.asarray(design.xt(jnp.asarray(r))), design.masked.T @ r.reshape(-1), rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        np.asarray(design.xb(jnp.asarray(b))).reshape(-1), design.x @ b, rtol=1e-4, atol=1e-4
+    )

@@ -104,6 +104,7 @@ class MMM:
     min_ess: float = 400.0
     max_divergent_share: float = 0.001  # divergent transitions tolerated, share of all draws
     holdout: int = 0  # last periods left out of the likelihood, to measure forecast error
+    geo_pooling: Literal["partial", "complete"] = "partial"  # geo panels: ROI per geo or shared
     seed: int = 0
     progress: bool = True
 
@@ -133,7 +134,9 @@ class MMM:
         self.inputs_ = inputs
 
         def model(kpi_obs: Any = None) -> None:
-            media_model(inputs, self.adstock_, self.saturation_, kpi_obs)
+            media_model(
+                inputs, self.adstock_, self.saturation_, kpi_obs, geo_pooling=self.geo_pooling
+            )
 
         key = jax.random.PRNGKey(self.seed)
         self.diagnostics_: Diagnostics | None = None

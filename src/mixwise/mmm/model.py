@@ -86,9 +86,17 @@ class ModelInputs:
 
 
 def media_model(
-    inputs: ModelInputs, adstock: Adstock, saturation: Saturation, kpi: FloatArray | None
+    inputs: ModelInputs,
+    adstock: Adstock,
+    saturation: Saturation,
+    kpi: FloatArray | None,
+    *,
+    geo_pooling: str = "partial",
 ) -> None:
-    """The NumPyro model (see the module docstring); ``kpi`` None samples the predictive."""
+    """The NumPyro model (see the module docstring); ``kpi`` None samples the predictive.
+
+    ``geo_pooling`` (geo panels): ``"partial"`` lets each geo's ROI scatter around the
+    channel's; ``"complete"`` gives every geo the channel's ROI."""
     n_periods, n_geos, n_channels = inputs.spend.shape
     spend = jnp.asarray(inputs.spend)
 
@@ -103,7 +111,7 @@ def media_model(
     roi = numpyro.sample(
         "roi", dist.LogNormal(jnp.log(inputs.roi_median), inputs.roi_sigma).to_event(1)
     )
-    if n_geos > 1:
+    if n_geos > 1 and geo_pooling == "partial":
         # Each geo's ROI scatters around the channel's (non-centred: log roi_g = log roi +
         # spread * z_g), so geos with little data borrow from the others.
         spread = numpyro.sample("roi_geo_sd", dist.HalfNormal(0.3).expand([n_channels]).to_event(1))
@@ -176,6 +184,27 @@ class BaselinePrior:
     n_fitted: float
     n_geos: int
     blocks: tuple[tuple[str, int, int], ...]
+    # The same columns by structure (what the sampler multiplies by, per gradient): after the
+    # G intercepts come the columns every geo shares (trend, seasonality, holidays), then the
+    # controls, which differ by geo.
+    shared: FloatArray  # (T, S)
+    controls: FloatArray  # (T, G, K)
+
+    def xt(self, r: jax.Array) -> jax.Array:
+        """``X' r`` for ``r`` shaped (T, G) (held-out rows already zero): ``(P,)``."""
+        return jnp.concatenate(
+            [
+                jnp.sum(r, axis=0),
+                jnp.asarray(self.shared, dtype=r.dtype).T @ jnp.sum(r, axis=1),
+                jnp.einsum("tgk,tg->k", jnp.asarray(self.controls, dtype=r.dtype), r),
+            ]
+        )
+
+    def xb(self, b: jax.Array) -> jax.Array:
+        """``X b`` shaped (T, G)."""
+        g, s = self.n_geos, self.shared.shape[1]
+        out = b[None, :g] + (jnp.asarray(self.shared, dtype=b.dtype) @ b[g : g + s])[:, None]
+        return out + jnp.asarray(self.controls, dtype=b.dtype) @ b[g + s :]
 
 
 def baseline_prior(inputs: ModelInputs) -> BaselinePrior:
@@ -213,7 +242,12 @@ def baseline_prior(inputs: ModelInputs) -> BaselinePrior:
     x = np.hstack(columns)
     row_mask = np.repeat(mask, n_geos)
     masked = x * row_mask[:, None]
+    controls = np.asarray(inputs.controls, dtype=np.float64).reshape(n_periods, n_geos, -1)
+    n_shared = x.shape[1] - n_geos - controls.shape[2]
+    shared = x.reshape(n_periods, n_geos, -1)[:, 0, n_geos : n_geos + n_shared]
     return BaselinePrior(
+        shared=shared,
+        controls=controls,
         x=x,
         masked=masked,
         row_mask=row_mask,
@@ -238,15 +272,15 @@ def _marginal_loglik(design: BaselinePrior, rest: jax.Array, sigma: jax.Array) -
         log |C|   = (n - P) log s2 + sum log sd^2 + log |A|      cancellation in float32)
     """
     s2 = sigma**2
-    x = jnp.asarray(design.masked, dtype=rest.dtype)
-    r = (rest - jnp.asarray(design.x @ design.mean, dtype=rest.dtype)) * jnp.asarray(
-        design.row_mask, dtype=rest.dtype
-    )
+    shape = (-1, design.n_geos)
+    mask = jnp.asarray(design.row_mask.reshape(shape), dtype=rest.dtype)
+    prior_level = jnp.asarray((design.x @ design.mean).reshape(shape), dtype=rest.dtype)
+    r = (rest.reshape(shape) - prior_level) * mask  # (T, G)
     sd = jnp.asarray(design.sd, dtype=rest.dtype)
     a = jnp.asarray(design.gram, dtype=rest.dtype) + jnp.diag(s2 / sd**2)
     chol = jnp.linalg.cholesky(a)
-    b = jax.scipy.linalg.cho_solve((chol, True), x.T @ r)
-    resid = r - x @ b
+    b = jax.scipy.linalg.cho_solve((chol, True), design.xt(r))
+    resid = (r - design.xb(b) * mask).reshape(-1)
     quad = (resid @ resid + s2 * jnp.sum((b / sd) ** 2)) / s2
     n, p = design.n_fitted, len(design.sd)
     logdet = (n - p) * jnp.log(s2) + jnp.sum(jnp.log(sd**2)) + 2 * jnp.sum(jnp.log(jnp.diag(chol)))

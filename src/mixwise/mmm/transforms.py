@@ -83,7 +83,6 @@ from typing import Any, ClassVar, TypeVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
 
@@ -148,9 +147,9 @@ def causal_convolve(x: ArrayLike, weights: ArrayLike) -> jax.Array:
 
     ``x`` is ``(T,)``, ``(T, C)`` or ``(T, G, C)`` (geos × channels); ``weights`` is ``(L,)``
     or ``(L, C)`` (one column per channel, shared by the geos). The lagged copies ``x[t-l]``
-    are gathered into a ``(T, L, ...)`` array with one constant index, then weighted and
-    summed: differentiable, jit-able, O(T·L·C) memory, and an elementwise product (not a
-    matmul) so float32 keeps full precision on accelerators.
+    are static slices of the zero-padded series, weighted and summed: differentiable,
+    jit-able, and an elementwise product (not a matmul) so float32 keeps full precision on
+    accelerators.
     """
     xs = jnp.asarray(x)
     w = jnp.asarray(weights)
@@ -162,11 +161,13 @@ def causal_convolve(x: ArrayLike, weights: ArrayLike) -> jax.Array:
         )
     n_lags, n_t = w.shape[0], xs.shape[0]
     padded = jnp.pad(xs, [(n_lags - 1, 0)] + [(0, 0)] * (xs.ndim - 1))
-    # padded[n_lags - 1 + s] == x[s]; the zeros in front stand for x before the start.
-    index = n_lags - 1 + np.arange(n_t)[:, None] - np.arange(n_lags)[None, :]
-    lagged = padded[index]  # (T, L, ...)
-    w = w.reshape((1, n_lags) + (1,) * (xs.ndim - w.ndim) + w.shape[1:])
-    return jnp.sum(lagged * w, axis=1)
+    # padded[n_lags - 1 + s] == x[s]; the zeros in front stand for x before the start. One
+    # static slice per lag (not a gather: its gradient would be a scatter, slow on CPU).
+    w = w.reshape((n_lags,) + (1,) * (xs.ndim - w.ndim) + w.shape[1:])
+    out = w[0] * padded[n_lags - 1 : n_lags - 1 + n_t]
+    for lag in range(1, n_lags):
+        out = out + w[lag] * padded[n_lags - 1 - lag : n_lags - 1 - lag + n_t]
+    return out
 
 
 @partial(jax.jit, static_argnames=("l_max", "normalize"))
