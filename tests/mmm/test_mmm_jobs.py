@@ -76,6 +76,9 @@ def test_settings_get_defaults_and_every_problem_is_named(make_jobs: MakeJobs) -
         "start must be a date",
     ):
         assert part in text, part
+    assert settings["geo_level"] == "national"
+    with pytest.raises(BadSettings, match="geo_level must be 'national' or 'geo', got 'city'"):
+        check_settings({"geo_level": "city"})
     with pytest.raises(BadSettings, match="is after end"):
         check_settings({"start": "2024-03-01", "end": "2024-02-01"})
     jobs = make_jobs()

@@ -60,7 +60,8 @@ def test_fit_api_checks_roles_csrf_and_settings(as_role: SignedIn, make_client: 
     analyst, token = as_role("analyst")
     assert analyst.post("/api/v1/mmm/fits", json={}).status_code == 403  # no CSRF token
     csrf = {"X-CSRF-Token": token}
-    for body in ({"chains": 0}, {"draws": 5}, {"method": "mcmc"}, {"channels": []}, {"x": 1}):
+    bad = ({"chains": 0}, {"draws": 5}, {"method": "mcmc"}, {"channels": []}, {"x": 1})
+    for body in (*bad, {"geo_level": "city"}):
         r = analyst.post("/api/v1/mmm/fits", json=body, headers=csrf)
         assert r.status_code == 422, body
     r = analyst.post(

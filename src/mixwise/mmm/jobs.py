@@ -44,6 +44,7 @@ JobStatus = Literal["queued", "running", "done", "failed"]
 KPIS = tuple(WORKSPACE_KPIS)  # the outcomes columns a workspace fit can model
 METHODS = ("nuts", "map")
 FREQUENCIES = ("W", "D")
+GEO_LEVELS = ("national", "geo")
 # name: (lowest, highest) allowed
 BOUNDS: dict[str, tuple[int, int]] = {
     "chains": (1, 16),
@@ -56,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "channels": None,  # every channel in media
     "controls": None,  # every control name in the workspace; [] for none
     "frequency": "W",
+    "geo_level": "national",  # or "geo": one series per outcomes geo (a geo panel)
     "start": None,
     "end": None,
     "method": "nuts",
@@ -110,7 +112,8 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a fit with defaults filled in (JSON-able), or :class:`BadSettings`.
 
     Keys: ``kpi`` (revenue, conversions or leads), ``channels`` and ``controls`` (lists of
-    names; None: every one in the workspace), ``frequency`` (W or D), ``start`` and ``end``
+    names; None: every one in the workspace), ``frequency`` (W or D), ``geo_level``
+    (national totals, or ``geo``: a geo panel), ``start`` and ``end``
     (dates or None), ``method`` (nuts or map), ``chains``, ``draws``, ``warmup``, ``seed``
     (whole numbers within :data:`BOUNDS`).
     """
@@ -126,6 +129,8 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         problems.append(f"method must be 'nuts' or 'map', got {out['method']!r}")
     if out["frequency"] not in FREQUENCIES:
         problems.append(f"frequency must be 'W' or 'D', got {out['frequency']!r}")
+    if out["geo_level"] not in GEO_LEVELS:
+        problems.append(f"geo_level must be 'national' or 'geo', got {out['geo_level']!r}")
     out["channels"] = _names(out["channels"], "channels", problems)
     if out["channels"] is not None and not out["channels"]:
         problems.append("channels: name at least one channel (or none for every channel)")
@@ -158,6 +163,7 @@ def fit_from_settings(
         frequency=settings["frequency"],
         start=settings["start"],
         end=settings["end"],
+        geo_level=settings["geo_level"],
     )
     model = MMM(
         method=settings["method"],

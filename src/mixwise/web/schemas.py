@@ -145,6 +145,10 @@ class MMMFitRequest(BaseModel):
         default=None, description="Control names; none → every control, `[]` → no controls"
     )
     frequency: Literal["W", "D"] = Field(default="W", description="Weekly or daily periods")
+    geo_level: Literal["national", "geo"] = Field(
+        default="national",
+        description="`national`: totals over geos; `geo`: one series per geo (a geo panel)",
+    )
     start: dt.date | None = Field(default=None, description="First day (default: all data)")
     end: dt.date | None = Field(default=None, description="Last day (default: all data)")
     method: Literal["nuts", "map"] = Field(
