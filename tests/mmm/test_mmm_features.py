@@ -60,3 +60,18 @@ def test_trend_continues_into_the_future_and_weekly_terms_only_for_days() -> Non
     # The weekly terms repeat every 7 days; the yearly ones do not.
     np.testing.assert_allclose(daily.seasonality[7:, 2:], daily.seasonality[:-7, 2:], atol=1e-9)
     assert not np.allclose(daily.seasonality[7:, :2], daily.seasonality[:-7, :2])
+
+
+def test_interaction_columns_by_hand() -> None:
+    """trend × seasonality, trend × holidays and controls × the total holiday weight."""
+    from mixwise.mmm.model import interaction_columns
+
+    trend = np.array([-0.5, 0.0, 0.5])
+    seasonality = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    holidays = np.array([[0.0, 0.0], [0.5, 0.25], [1.0, 0.0]])
+    controls = np.arange(6, dtype=float).reshape(3, 2, 1)  # (T, G, K): two geos, one control
+    season_x, holiday_x, control_x = interaction_columns(trend, seasonality, holidays, controls)
+    np.testing.assert_allclose(season_x, [[-0.5, -1.0], [0.0, 0.0], [2.5, 3.0]])
+    np.testing.assert_allclose(holiday_x, [[0.0, 0.0], [0.0, 0.0], [0.5, 0.0]])
+    np.testing.assert_allclose(control_x[:, :, 0], [[0.0, 0.0], [1.5, 2.25], [4.0, 5.0]])
+    assert BaselineSpec().interactions  # on by default

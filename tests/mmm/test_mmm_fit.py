@@ -16,6 +16,7 @@ from mixwise.accounts import create_user
 from mixwise.cli import main
 from mixwise.config import Settings
 from mixwise.mmm.data import MMMData
+from mixwise.mmm.features import BaselineSpec
 from mixwise.mmm.fit import MMM, Diagnostics, LiftTest
 from mixwise.mmm.runs import load_model
 from mixwise.web import create_app
@@ -220,3 +221,43 @@ def test_fast_mode_is_labelled_and_never_usable() -> None:
         row = model.roi_.loc[channel]
         assert row["lower"] < row["median"] < row["upper"]
         assert abs(row["mean"] / true - 1) < 0.5  # a mode and a Laplace approximation
+
+
+def _multiplicative(periods: int = 156, seed: int = 1) -> tuple[pd.DataFrame, float]:
+    """A baseline that is a product: it grows 60 % over the data, and its seasonal swing and
+    Double 11 / 618 peaks grow with it; one channel runs in 5-week flights."""
+    from mixwise.mmm.features import baseline_design
+
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2023-01-02", periods=periods, freq="7D")
+    holidays = baseline_design(dates, 7, BaselineSpec(holidays=("double_11", "618"))).holidays
+    growth = 1 + 0.6 * np.arange(periods) / periods
+    season = 1 + 0.2 * np.sin(2 * np.pi * np.arange(periods) / 52.18)
+    base = 1000 * growth * season * (1 + 1.5 * holidays[:, 0] + 0.8 * holidays[:, 1])
+    x = np.where((np.arange(periods) // 5) % 2 == 0, rng.gamma(4.0, 25.0, periods), 0.0)
+    effect = 250 * _hill(x, 100)
+    frame = pd.DataFrame({"date": dates, "revenue": base + effect + rng.normal(0, 15, periods)})
+    frame["a"] = x
+    return frame, float(effect.sum() / x.sum())
+
+
+@pytest.mark.slow
+def test_interactions_recover_the_roi_under_a_multiplicative_baseline() -> None:
+    """With the baseline's interaction terms (the default) the ROI is recovered; the purely
+    additive baseline leaves the growing holiday peaks in the residual and misses it."""
+    frame, roi = _multiplicative()
+    data = MMMData.from_frame(frame, date="date", kpi="revenue", channels=["a"])
+    fits = {
+        on: MMM(
+            chains=2, draws=300, warmup=300, progress=False, baseline=BaselineSpec(interactions=on)
+        )
+        .fit(data)
+        .roi_.loc["a"]
+        for on in (True, False)
+    }
+    with_terms, additive = fits[True], fits[False]
+    assert with_terms["lower"] <= roi <= with_terms["upper"], (roi, with_terms.to_dict())
+    assert abs(with_terms["mean"] / roi - 1) < 0.05
+    assert abs(additive["mean"] / roi - 1) > 2 * abs(with_terms["mean"] / roi - 1)
+    width = {on: fits[on]["upper"] - fits[on]["lower"] for on in fits}
+    assert width[True] < width[False]

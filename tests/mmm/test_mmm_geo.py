@@ -186,9 +186,14 @@ def test_cli_fits_a_geo_file_and_names_a_missing_geo_column(tmp_path) -> None:  
     assert bad.exit_code == 1 and "region" in bad.output
 
 
-def test_the_baselines_structured_products_equal_the_dense_ones(geo_fit: MMM) -> None:
+@pytest.mark.parametrize("interactions", [True, False])
+def test_the_baselines_structured_products_equal_the_dense_ones(
+    geo_fit: MMM, interactions: bool
+) -> None:
     """The sampler multiplies by the baseline's columns by structure (per-geo intercepts,
-    columns shared by the geos, per-geo controls); it must equal the dense design matrix."""
+    columns shared by the geos, per-geo controls); it must equal the dense design matrix,
+    with and without the interaction columns (trend × seasonality and holidays, controls ×
+    holiday weight)."""
     import dataclasses
 
     import jax.numpy as jnp
@@ -200,9 +205,15 @@ def test_the_baselines_structured_products_equal_the_dense_ones(geo_fit: MMM) ->
     mask = np.ones(t)
     mask[-5:] = 0.0  # a holdout
     inputs = dataclasses.replace(
-        geo_fit.inputs_, fit_mask=mask, controls=rng.normal(size=(t, g, 2))
+        geo_fit.inputs_,
+        fit_mask=mask,
+        controls=rng.normal(size=(t, g, 2)),
+        interactions=interactions,
     )
     design = baseline_prior(inputs)
+    names = [name for name, _, _ in design.blocks]
+    extra = ["seasonality_trend", "holidays_trend", "controls_holidays"]
+    assert all((n in names) == interactions for n in extra)
     r = rng.normal(size=(t, g)) * mask[:, None]
     b = rng.normal(size=len(design.sd))
     np.testing.assert_allclose(

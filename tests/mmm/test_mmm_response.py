@@ -104,3 +104,15 @@ def test_forecast_continues_the_baseline_after_the_data(fitted: MMM) -> None:
     np.testing.assert_allclose(forecast, rm.baseline(3) + np.asarray(rm.kpi(plan)), rtol=1e-6)
     # The fitted baseline sits near the simulated 1000 (+ noise); its continuation too.
     assert 800 < float(rm.baseline(3).mean()) < 1200
+
+
+def test_the_baseline_rebuilt_on_the_fitted_dates_is_the_fitted_baseline(fitted: MMM) -> None:
+    """``baseline_at`` rebuilds the baseline from the calendar (trend, seasonality, holidays
+    and their interactions with the trend); on the fitted dates of a model without controls it
+    must give back every draw's fitted baseline, or forecasts would start from a wrong level."""
+    assert fitted.inputs_.interactions  # the default: trend interactions are in the baseline
+    assert "holidays_trend" in fitted.samples_ and "seasonality_trend" in fitted.samples_
+    rm = ResponseModel.from_mmm(fitted, force=True)
+    got = rm.baseline_at(fitted.data_.dates)
+    want = np.asarray(fitted.samples_["baseline"])[:, :, 0] * fitted.inputs_.kpi_scale[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())

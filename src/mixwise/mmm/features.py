@@ -22,6 +22,14 @@ predicts a plan:
   steep S-shaped response, chains stuck in different modes (R-hat 2.4); with ramps the same
   fit converged (benchmarks/RESULTS.md).
 
+**Interactions** (``interactions=True``, the default): a real baseline is closer to a product
+than a sum — seasonal swings and holiday peaks grow with the business, and a promotion adds a
+share of the day's sales, which a holiday multiplies. The model adds the first-order terms of
+that product: trend × each seasonality column, trend × each holiday column, and each control ×
+the period's total holiday weight (:func:`mixwise.mmm.model.interaction_columns`). They are
+linear in their coefficients, so the baseline stays integrated out. Runs stored before this
+setting existed load with ``interactions=False``.
+
 Holidays come from :func:`mixwise.simulate.holidays.holiday_calendar` (Spring Festival, 618,
 Double 11, Black Friday) plus user events.
 """
@@ -64,6 +72,9 @@ class BaselineSpec:
     events: tuple[tuple[str, str], ...] = ()  # (date ISO, name) user events
     windows: Mapping[str, tuple[int, int]] = field(default_factory=lambda: dict(HOLIDAY_WINDOWS))
     holiday_shape: HolidayShape = "ramp"
+    # Seasonal, holiday and control effects that grow with the baseline's level (first-order
+    # multiplicative baseline; see mixwise.mmm.model.interaction_columns).
+    interactions: bool = True
 
     def __post_init__(self) -> None:
         if self.yearly_order < 0 or self.weekly_order < 0:

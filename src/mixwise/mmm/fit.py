@@ -223,6 +223,7 @@ class MMM:
             lift_se=se,
             fit_mask=fit_mask,
             spend_scale=np.asarray(geo_scale, dtype=np.float64),
+            interactions=bool(self.baseline.interactions),
         )
         self.holiday_names_ = base.holiday_names
         return inputs, kpi

@@ -6,6 +6,9 @@ mean, controls standardised)::
     kpi[t] ~ Normal(mu[t], sigma)
     mu[t]  = intercept + slope * trend[t] + seasonality[t] @ gamma + holidays[t] @ eta
              + controls[t] @ delta
+             + trend[t] * (seasonality[t] @ gamma' + holidays[t] @ eta')   (interactions:
+             + sum(holidays[t]) * controls[t] @ delta'                     a multiplicative
+                                                                           baseline's 1st order)
              + sum_c beta_c * s[t, c]                         (media)
              + sum_(a,b) kappa_ab * s[t, a] * s[t, b]         (synergy between chosen pairs)
     s[t, c] = saturation_c(adstock_c(spend[:, c]))[t]
@@ -83,6 +86,7 @@ class ModelInputs:
     lift_se: FloatArray  # (L,) original KPI units
     fit_mask: FloatArray  # (T,) 1 for the periods the likelihood sees (0: holdout)
     spend_scale: FloatArray  # (G, C) money per scaled spend unit
+    interactions: bool = False  # add interaction_columns to the baseline (False: runs before)
 
 
 def media_model(
@@ -170,9 +174,12 @@ class BaselinePrior:
     ``baseline = X @ b``, ``b ~ Normal(mean, sd)``.
 
     Columns: one intercept per geo (prior Normal(0.6, 0.5): a geo's KPI is scaled by its
-    mean), the trend centred on the fitted periods (Normal(0, 0.5)), seasonality (0.25),
-    holidays (0.5) and controls (0.25), shared by the geos; ``blocks`` names the sample site of
-    each range of columns. ``row_mask`` is 0 on held-out rows, which ``masked`` zeroes.
+    mean), the trend centred on the fitted periods (Normal(0, 0.5)), seasonality (0.25) and
+    holidays (0.5), shared by the geos, then controls (0.25), which differ by geo; with
+    ``interactions`` the shared trend × seasonality (0.25) and trend × holidays (0.5) follow
+    the holidays and controls × holiday weight (0.25) the controls
+    (:func:`interaction_columns`). ``blocks`` names the sample site of each range of columns.
+    ``row_mask`` is 0 on held-out rows, which ``masked`` zeroes.
     """
 
     x: FloatArray  # (T*G, P), every row
@@ -207,47 +214,81 @@ class BaselinePrior:
         return out + jnp.asarray(self.controls, dtype=b.dtype) @ b[g + s :]
 
 
+def interaction_columns(
+    trend: FloatArray, seasonality: FloatArray, holidays: FloatArray, controls: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The baseline's first-order multiplicative terms, shapes (T, S), (T, H) and (T, G, K).
+
+    A multiplicative baseline ``level(t) * (1 + season(t)) * (1 + holiday(t)) * (1 +
+    controls(t))`` expands to the additive terms plus their products. With ``trend`` already
+    centred, these are the products kept: trend × every seasonality column (seasonal swings
+    that grow with the business), trend × every holiday column (holiday peaks that grow with
+    it) and every control × the period's total holiday weight (a promotion in a shopping
+    festival moves more sales than one in an ordinary week). All are linear in their
+    coefficients, so the baseline stays integrated out. The products of season and holidays
+    are left out: a holiday falls on the same season every year, so its own column holds that.
+    """
+    t = np.asarray(trend, dtype=np.float64)[:, None]
+    hol = np.asarray(holidays, dtype=np.float64)
+    total = hol.sum(axis=1)[:, None, None]
+    return (
+        t * np.asarray(seasonality, dtype=np.float64),
+        t * hol,
+        np.asarray(controls, dtype=np.float64) * total,
+    )
+
+
 def baseline_prior(inputs: ModelInputs) -> BaselinePrior:
     n_periods, n_geos = inputs.spend.shape[:2]
     mask = np.asarray(inputs.fit_mask, dtype=np.float64)
     trend = np.asarray(inputs.trend, dtype=np.float64)
     centre = float((trend * mask).sum() / max(mask.sum(), 1.0))
+    controls = np.asarray(inputs.controls, dtype=np.float64).reshape(n_periods, n_geos, -1)
 
-    def per_row(design: npt.ArrayLike) -> FloatArray:
-        """(T, k) shared by the geos, or (T, G, k) per geo → (T*G, k)."""
-        d = np.asarray(design, dtype=np.float64)
-        if d.ndim == 2:
-            d = np.broadcast_to(d[:, None, :], (n_periods, n_geos, d.shape[1]))
-        return d.reshape(n_periods * n_geos, -1)
-
-    columns: list[FloatArray] = [
-        per_row(np.broadcast_to(np.eye(n_geos), (n_periods, n_geos, n_geos))),
-        per_row((trend - centre)[:, None]),
+    # (name, design, prior sd): the columns every geo shares, then those that differ by geo.
+    shared_parts: list[tuple[str, FloatArray, float]] = [
+        ("trend", (trend - centre)[:, None], 0.5),
+        ("seasonality", np.asarray(inputs.seasonality, dtype=np.float64), 0.25),
+        ("holidays", np.asarray(inputs.holidays, dtype=np.float64), 0.5),
     ]
-    means, sds = [0.6] * n_geos + [0.0], [0.5] * n_geos + [0.5]
-    blocks = [("intercept", 0, n_geos), ("trend", n_geos, n_geos + 1)]
-    start = n_geos + 1
-    for name, design, scale in (
-        ("seasonality", inputs.seasonality, 0.25),
-        ("holidays", inputs.holidays, 0.5),
-        ("controls", inputs.controls, 0.25),
-    ):
-        width = int(np.shape(design)[-1])
-        if width:
-            columns.append(per_row(design))
-            means += [0.0] * width
-            sds += [scale] * width
-            blocks.append((name, start, start + width))
-            start += width
-    x = np.hstack(columns)
+    geo_parts: list[tuple[str, FloatArray, float]] = [("controls", controls, 0.25)]
+    if bool(inputs.interactions):
+        season_x, holiday_x, control_x = interaction_columns(
+            trend - centre, inputs.seasonality, inputs.holidays, controls
+        )
+        shared_parts += [("seasonality_trend", season_x, 0.25), ("holidays_trend", holiday_x, 0.5)]
+        geo_parts += [("controls_holidays", control_x, 0.25)]
+    shared_parts = [p for p in shared_parts if p[1].shape[-1]]
+    geo_parts = [p for p in geo_parts if p[1].shape[-1]]
+
+    means, sds = [0.6] * n_geos, [0.5] * n_geos
+    blocks = [("intercept", 0, n_geos)]
+    start = n_geos
+    for name, design, scale in (*shared_parts, *geo_parts):
+        width = int(design.shape[-1])
+        means += [0.0] * width
+        sds += [scale] * width
+        blocks.append((name, start, start + width))
+        start += width
+    shared = np.hstack([d for _, d, _ in shared_parts])  # (T, S'), at least the trend
+    per_geo = (
+        np.concatenate([d for _, d, _ in geo_parts], axis=2)
+        if geo_parts
+        else np.zeros((n_periods, n_geos, 0))
+    )
+    x = np.concatenate(
+        [
+            np.broadcast_to(np.eye(n_geos), (n_periods, n_geos, n_geos)),
+            np.broadcast_to(shared[:, None, :], (n_periods, n_geos, shared.shape[1])),
+            per_geo,
+        ],
+        axis=2,
+    ).reshape(n_periods * n_geos, -1)
     row_mask = np.repeat(mask, n_geos)
     masked = x * row_mask[:, None]
-    controls = np.asarray(inputs.controls, dtype=np.float64).reshape(n_periods, n_geos, -1)
-    n_shared = x.shape[1] - n_geos - controls.shape[2]
-    shared = x.reshape(n_periods, n_geos, -1)[:, 0, n_geos : n_geos + n_shared]
     return BaselinePrior(
         shared=shared,
-        controls=controls,
+        controls=per_geo,
         x=x,
         masked=masked,
         row_mask=row_mask,

@@ -104,7 +104,14 @@ class ResponseModel:
             if len(pairs)
             else jnp.zeros((len(take), 0))
         )
-        base_names = ("intercept", "trend", "seasonality", "holidays")
+        base_names = (
+            "intercept",
+            "trend",
+            "seasonality",
+            "holidays",
+            "seasonality_trend",
+            "holidays_trend",
+        )
         baseline = {k: np.asarray(s[k], dtype=np.float64)[take] for k in base_names if k in s}
         data = mmm.data_
         l_max = int(getattr(mmm.adstock_, "l_max", 1))
@@ -244,9 +251,13 @@ class ResponseModel:
     def baseline(self, periods: int) -> FloatArray:
         """Expected baseline KPI of the ``periods`` periods after the data, ``(draws, P)``:
         trend and seasonality continued, holidays from the calendar, controls at their mean."""
+        return self.baseline_at(self.future_dates(periods))
+
+    def baseline_at(self, dates: pd.DatetimeIndex) -> FloatArray:
+        """Expected baseline KPI of the periods starting at ``dates`` (any, the fitted ones
+        included), ``(draws, P)``, KPI units, with controls at their mean."""
         from mixwise.mmm.features import baseline_design
 
-        dates = self.future_dates(periods)
         design = baseline_design(
             dates,
             self.period_days,
@@ -258,11 +269,18 @@ class ResponseModel:
         b = self.baseline_draws
         # Every geo's level (draws, P, G) in its own scaled units, then KPI units summed.
         intercept = np.asarray(b["intercept"], dtype=np.float64).reshape(len(b["trend"]), -1)
-        shared = b["trend"][:, None] * (design.trend - self.trend_centre)
+        trend = design.trend - self.trend_centre
+        shared = b["trend"][:, None] * trend
         if "seasonality" in b and design.seasonality.shape[1]:
             shared = shared + b["seasonality"] @ design.seasonality.T
         if "holidays" in b and design.holidays.shape[1]:
             shared = shared + b["holidays"] @ design.holidays.T
+        # Interactions (runs that have them); controls sit at their mean, 0 once standardised,
+        # so their products with the holidays add nothing.
+        if "seasonality_trend" in b and design.seasonality.shape[1]:
+            shared = shared + b["seasonality_trend"] @ (trend[:, None] * design.seasonality).T
+        if "holidays_trend" in b and design.holidays.shape[1]:
+            shared = shared + b["holidays_trend"] @ (trend[:, None] * design.holidays).T
         level = intercept[:, None, :] + shared[:, :, None]
         return np.asarray(level @ self.kpi_scale, dtype=np.float64)
 

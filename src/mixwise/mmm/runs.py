@@ -204,6 +204,7 @@ def load_model(ws: Workspace, run_id: int | None = None) -> MMM:
     baseline["events"] = tuple(tuple(e) for e in baseline["events"])
     baseline["windows"] = {k: tuple(v) for k, v in baseline["windows"].items()}
     baseline.setdefault("holiday_shape", "box")  # runs stored before ramps were the default
+    baseline.setdefault("interactions", False)  # runs stored before interactions existed
     settings["baseline"] = BaselineSpec(**baseline)
     settings["lift_tests"] = [LiftTest(**t) for t in settings["lift_tests"]]
     settings["synergies"] = [tuple(p) for p in settings["synergies"]]
