@@ -23,12 +23,21 @@ total spend). A mixwise that fits national data only is reported as "not support
 Per tool: max R-hat, min ESS (bulk), divergences, the ROI per channel (posterior mean and
 90 % interval: 5 % and 95 % quantiles) against the simulator's true ROI, and the mean absolute
 ROI error in % (mean over channels of ``|roi / true - 1|``). Output: a Markdown table on
-stdout and ``<data-dir>/mmm-report.md``, everything in ``<data-dir>/results-mmm.json``
-(``-geo<N>`` before the extension for a panel).
+stdout and ``<data-dir>/mmm-report-<tag>.md``, everything in
+``<data-dir>/results-mmm-<tag>.json`` (tag: ``5ch-seed3``, ``-varied`` / ``-flighted``,
+``-geo<N>``).
+
+Spend patterns: the default market keeps the simulator's patterns (TV in flights, search and
+display always on, social and video in bursts); ``--varied-spend`` gives the always-on channels
+bursts; ``--flighted`` runs every channel in flights with weeks off. A channel that never stops
+spending has an ROI (return against *no* spend) that the data cannot measure, only extrapolate:
+the flighted market is the one where an ROI error is a fair score. ``--data-seed`` picks
+another simulated market.
 
     python benchmarks/mmm.py --quick           # 2 chains x 200 draws, a smoke test
     python benchmarks/mmm.py                   # 4 chains x 1000 draws (+1000 warm-up)
     python benchmarks/mmm.py --channels 8 --skip-peers
+    python benchmarks/mmm.py --flighted         # every channel in flights: ROI measurable
     python benchmarks/mmm.py --geos 40         # the geo benchmark: 156 weeks x 5 ch x 40 geos
 """
 
@@ -75,31 +84,40 @@ def geo_weights(n_geos: int) -> list[float]:
     return [float(x) for x in w / w.sum()]
 
 
-def _channel_specs(n_channels: int, varied: bool) -> tuple[Any, ...]:
+def _channel_specs(n_channels: int, spend: str) -> tuple[Any, ...]:
+    """The simulator's channels; ``spend`` "varied": always-on channels get bursts instead;
+    "flighted": every channel runs in flights (on 3–6 weeks, off 2–5), as TV does by default."""
     from mixwise.simulate.config import default_channels
 
     chans = [c for c in default_channels() if n_channels == 8 or c.name in CHANNELS_5]
-    if varied:
+    if spend == "varied":
         chans = [
             dataclasses.replace(c, pattern="bursty") if c.pattern == "always_on" else c
             for c in chans
         ]
+    elif spend == "flighted":
+        chans = [dataclasses.replace(c, pattern="flighted") for c in chans]
     return tuple(chans)
 
 
+def data_tag(n_channels: int, spend: str, geos: int, seed: int) -> str:
+    """The stem shared by a market's CSV, work folder, report and results."""
+    suffix = "" if spend == "default" else f"-{spend}"
+    return f"{n_channels}ch-seed{seed}{suffix}" + (f"-geo{geos}" if geos else "")
+
+
 def prepare(
-    data_dir: Path, n_channels: int, varied: bool = False, geos: int = 0
+    data_dir: Path, n_channels: int, spend: str = "default", geos: int = 0, seed: int = SEED
 ) -> tuple[Path, dict[str, Any]]:
     """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta.
 
-    ``varied``: every always-on channel (search, display) gets bursts instead, so that each
+    ``spend`` "varied": every always-on channel (search, display) gets bursts instead, so that each
     channel's spend varies enough for its effect to be told apart from the baseline (in the
     default market their weekly spend varies by ~12 %: no model can measure them).
     ``geos`` > 0: a geo panel instead (:func:`prepare_geo`)."""
     if geos:
-        return prepare_geo(data_dir, n_channels, geos, varied)
-    suffix = "-varied" if varied else ""
-    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}{suffix}.csv"
+        return prepare_geo(data_dir, n_channels, geos, spend, seed)
+    csv = data_dir / f"mmm-weekly-{data_tag(n_channels, spend, 0, seed)}.csv"
     meta_path = csv.with_suffix(".truth.json")
     if csv.exists() and meta_path.exists():
         return csv, json.loads(meta_path.read_text())
@@ -107,9 +125,9 @@ def prepare(
 
     from mixwise.simulate import MarketConfig, simulate_market
 
-    chans = _channel_specs(n_channels, varied)
+    chans = _channel_specs(n_channels, spend)
     cfg = MarketConfig(days=WEEKS * 7, channels=chans, synergies=(), n_journeys=1000)
-    market = simulate_market(cfg, seed=SEED)
+    market = simulate_market(cfg, seed=seed)
     media = market.media.groupby(["date", "channel"]).spend.sum().unstack()
     out = market.outcomes.groupby("date").revenue.sum()
     ctrl = market.controls.groupby(["date", "name"]).value.mean().unstack()
@@ -131,7 +149,8 @@ def prepare(
         "channels": channels,
         "controls": controls,
         "weeks": len(frame),
-        "seed": SEED,
+        "seed": seed,
+        "spend_pattern": spend,
         "true_roi": {str(k): float(v) for k, v in truth.items()},
         "spend": {c: float(frame[c].sum()) for c in channels},
         "revenue": float(frame["revenue"].sum()),
@@ -141,7 +160,7 @@ def prepare(
 
 
 def prepare_geo(
-    data_dir: Path, n_channels: int, n_geos: int, varied: bool = False
+    data_dir: Path, n_channels: int, n_geos: int, spend: str = "default", seed: int = SEED
 ) -> tuple[Path, dict[str, Any]]:
     """Write (once) the weekly **long** CSV of a geo panel and its truth.
 
@@ -153,8 +172,7 @@ def prepare_geo(
     are national and repeated in every geo). Truth: the national ROI per channel (the
     simulator's ``truth.roi`` sums contributions and spend over the geos), each geo's spend
     per channel, and each geo's own true ROI."""
-    suffix = "-varied" if varied else ""
-    csv = data_dir / f"mmm-weekly-{n_channels}ch-seed{SEED}{suffix}-geo{n_geos}.csv"
+    csv = data_dir / f"mmm-weekly-{data_tag(n_channels, spend, n_geos, seed)}.csv"
     meta_path = csv.with_suffix(".truth.json")
     if csv.exists() and meta_path.exists():
         return csv, json.loads(meta_path.read_text())
@@ -162,7 +180,7 @@ def prepare_geo(
 
     from mixwise.simulate import MarketConfig, simulate_market
 
-    chans = _channel_specs(n_channels, varied)
+    chans = _channel_specs(n_channels, spend)
     names = tuple(f"geo_{i:02d}" for i in range(n_geos))
     weights = geo_weights(n_geos)
     cfg = MarketConfig(
@@ -213,7 +231,8 @@ def prepare_geo(
         "weeks": int(frame["date"].nunique()),
         "geos": list(names),
         "geo_weights": dict(zip(names, weights, strict=True)),
-        "seed": SEED,
+        "seed": seed,
+        "spend_pattern": spend,
         "geo_weight_seed": GEO_WEIGHT_SEED,
         "true_roi": {str(k): float(v) for k, v in truth.roi.items()},
         "true_roi_by_geo": {
@@ -425,7 +444,8 @@ def report(
     if geos:
         shape += f" x {len(geos)} geos"
     lines = [
-        f"## MMM: {shape} (simulator seed {SEED}; "
+        f"## MMM: {shape}, {meta.get('spend_pattern', 'default')} spend (simulator seed "
+        f"{meta.get('seed', SEED)}; "
         f"controls: {', '.join(settings['controls']) or 'none'})",
         "",
         f"{settings['chains']} chains x {settings['draws']} draws "
@@ -509,14 +529,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0, help="sampler seed (data seed is 3)")
+    ap.add_argument("--seed", type=int, default=0, help="sampler seed")
     ap.add_argument("--quick", action="store_true", help="2 chains x 200 draws + 200 warm-up")
     ap.add_argument("--no-controls", action="store_true", help="fit without the controls")
-    ap.add_argument(
+    spend = ap.add_mutually_exclusive_group()
+    spend.add_argument(
         "--varied-spend",
         action="store_true",
         help="always-on channels get bursts (spend that varies enough to be measured)",
     )
+    spend.add_argument(
+        "--flighted",
+        action="store_true",
+        help="every channel runs in flights with weeks off (its ROI is measured, not "
+        "extrapolated to zero spend)",
+    )
+    ap.add_argument("--data-seed", type=int, default=SEED, help=f"simulator seed ({SEED})")
     ap.add_argument(
         "--geos",
         type=int,
@@ -547,15 +575,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.geos < 0:
         ap.error("--geos must be >= 0")
 
-    geo_tag = f"-geo{args.geos}" if args.geos else ""
+    pattern = "varied" if args.varied_spend else "flighted" if args.flighted else "default"
+    tag = data_tag(args.channels, pattern, args.geos, args.data_seed)
     print(
         f"preparing data ({args.channels} channels"
         + (f", {args.geos} geos" if args.geos else "")
         + ") ...",
         flush=True,
     )
-    csv, meta = prepare(args.data_dir, args.channels, args.varied_spend, args.geos)
-    work = args.data_dir / f"work-mmm-{args.channels}ch{geo_tag}"
+    csv, meta = prepare(args.data_dir, args.channels, pattern, args.geos, args.data_seed)
+    work = args.data_dir / f"work-mmm-{tag}"
     work.mkdir(parents=True, exist_ok=True)
     settings = {
         "csv": str(csv.resolve()),
@@ -602,8 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     skipped["meridian"] = MERIDIAN_NOTE
     text = report(meta, settings, results, {k: v for k, v in skipped.items() if k != "meridian"})
     print("\n" + text, flush=True)
-    (args.data_dir / f"mmm-report{geo_tag}.md").write_text(text + "\n")
-    (args.data_dir / f"results-mmm{geo_tag}.json").write_text(
+    (args.data_dir / f"mmm-report-{tag}.md").write_text(text + "\n")
+    (args.data_dir / f"results-mmm-{tag}.json").write_text(
         json.dumps(
             {
                 "data": meta,

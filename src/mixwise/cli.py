@@ -756,6 +756,8 @@ def _print_mmm(summary: dict[str, Any]) -> None:
         )
     for name, syn in summary["synergy"].items():
         click.echo(f"synergy {name}: {syn['mean']:,.0f} [{syn['lower']:,.0f}, {syn['upper']:,.0f}]")
+    for note in summary.get("notes") or []:  # runs stored before notes have none
+        click.echo(f"note: {note}")
 
 
 @main.group()

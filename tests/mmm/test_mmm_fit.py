@@ -261,3 +261,45 @@ def test_interactions_recover_the_roi_under_a_multiplicative_baseline() -> None:
     assert abs(additive["mean"] / roi - 1) > 2 * abs(with_terms["mean"] / roi - 1)
     width = {on: fits[on]["upper"] - fits[on]["lower"] for on in fits}
     assert width[True] < width[False]
+
+
+def test_a_channel_that_never_stops_has_its_roi_flagged_as_mostly_prior() -> None:
+    """Channel a runs in flights with weeks off: its ROI is measured. Channel b always spends
+    about the same: what no spend would give is an extrapolation, so its ROI interval stays
+    nearly as wide as the prior's, and the run says so (summary, notes, CLI text)."""
+    rng = np.random.default_rng(11)
+    periods = 104
+    dates = pd.date_range("2023-01-02", periods=periods, freq="7D")
+    a = np.where((np.arange(periods) // 4) % 2 == 0, rng.gamma(4.0, 25.0, periods), 0.0)
+    b = 100 * rng.lognormal(0.0, 0.05, periods)
+    y = 1000 + 300 * _hill(a, 100) + 100 * _hill(b, 100) + rng.normal(0, 15, periods)
+    frame = pd.DataFrame({"date": dates, "revenue": y, "a": a, "b": b})
+    model = MMM(chains=1, draws=300, warmup=300, progress=False, seed=2).fit(_data(frame))
+    ident = model.identification_
+    assert ident.loc["a", "measured"] and ident.loc["a", "prior_width_share"] < 0.3
+    assert ident.loc["a", "off_share"] == pytest.approx(0.5, abs=0.02)
+    assert not ident.loc["b", "measured"]
+    assert ident.loc["b", "min_spend_share"] > 0.8
+    summary = model.summary()
+    assert summary["identification"]["b"]["measured"] is False
+    (note,) = summary["notes"]
+    assert note.startswith("b: ROI mostly from the prior") and "never fell below" in note
+
+
+def test_identification_notes_say_why() -> None:
+    from mixwise.mmm.fit import _identification_notes
+
+    frame = pd.DataFrame(
+        {
+            "prior_width_share": [0.2, 0.9, 0.85],
+            "min_spend_share": [0.0, 0.62, 0.0],
+            "off_share": [0.5, 0.0, 0.3],
+            "measured": [True, False, False],
+        },
+        index=["tv", "search", "email"],
+    )
+    notes = _identification_notes(frame)
+    assert len(notes) == 2
+    assert notes[0].startswith("search: ROI mostly from the prior (its 90 % interval is 90 %")
+    assert "never fell below 62 % of its average" in notes[0]
+    assert notes[1].startswith("email:") and "too small" in notes[1]

@@ -186,7 +186,10 @@ def test_page_form_starts_a_job_that_polls_and_leads_to_its_run(
 def test_page_shows_a_run(
     app: FastAPI, as_role: SignedIn, workspace: Workspace, tiny_mmm: MMM
 ) -> None:
-    save_run(workspace, tiny_mmm)
+    run = copy.copy(tiny_mmm)  # search's ROI flagged as mostly prior, tv's measured
+    run.identification_ = tiny_mmm.identification_.copy()
+    run.identification_["measured"] = [True, False]
+    save_run(workspace, run)
     fast = copy.copy(tiny_mmm)
     fast.method = "map"
     fast.diagnostics_ = None
@@ -210,6 +213,9 @@ def test_page_shows_a_run(
     assert len(figs["fig-mmm-decomposition"]["data"][0]["x"]) == 40
     assert len(figs["fig-mmm-curves"]["data"]) == 6  # band, mean and today per channel
     assert html.count("<tr>") >= 2 + 4  # estimate rows and diagnostics
+    rows = re.findall(r'<th scope="row">(\w+)</th>(.*?)</tr>', html, re.S)
+    flagged = [name for name, cells in rows if "mostly prior" in cells]
+    assert flagged == ["search"] and 'id="mmm-prior-note"' in html
 
     latest = viewer.get("/mmm").text  # the latest run: fast mode, labelled
     assert "fast mode" in latest and "The fast mode has no convergence diagnostics." in latest
@@ -225,7 +231,7 @@ def test_page_shows_a_run(
     r = viewer.post("/language", data={"lang": "zh_CN", "next": "/mmm", "csrf_token": token})
     assert r.status_code == 303
     html = viewer.get("/mmm?run=1").text
-    assert "营销组合模型" in html and "最高 R-hat" in html
+    assert "营销组合模型" in html and "最高 R-hat" in html and "主要来自先验" in html
     assert figures(html)["fig-mmm-decomposition"]["data"][0]["name"] == "基线"
 
 

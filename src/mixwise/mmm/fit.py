@@ -50,6 +50,9 @@ FloatArray = npt.NDArray[np.float64]
 Method = Literal["nuts", "map"]
 ProgressCallback = Callable[[str, float], None]
 _INTERVAL = (0.05, 0.95)
+# A channel whose posterior ROI interval is at least this share of its prior's (log widths)
+# has learnt little from the data: its ROI is reported with a note that it is mostly prior.
+PRIOR_DOMINATED = 0.7
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,40 @@ class MMM:
             self.synergy_ = _interval_frame((syn * mask[None, :, None]).sum(axis=1), names)
         else:
             self.synergy_ = pd.DataFrame(columns=["mean", "median", "lower", "upper"])
+        self.identification_ = self._identification()
+        self.notes_ = _identification_notes(self.identification_)
+
+    def _identification(self) -> pd.DataFrame:
+        """Per channel, how much the data say about its ROI.
+
+        ``prior_width_share``: the posterior's 90 % interval of the ROI over the prior's, on the
+        log scale (1: the data taught nothing; 0: they pinned it). ``min_spend_share``: the
+        lowest national spend of a fitted period over the channel's average; ``off_share``: the
+        share of fitted periods it spent under 10 % of its average. A channel that never
+        stops has an ROI (return against *no* spend) that the data can only extrapolate.
+        """
+        from scipy.stats import norm
+
+        inputs = self.inputs_
+        z = float(norm.ppf(_INTERVAL[1]) - norm.ppf(_INTERVAL[0]))
+        prior = z * np.asarray(inputs.roi_sigma, dtype=np.float64)
+        roi = self.roi_
+        posterior = np.log(np.maximum(roi["upper"].to_numpy(), 1e-300)) - np.log(
+            np.maximum(roi["lower"].to_numpy(), 1e-300)
+        )
+        fitted = np.asarray(inputs.fit_mask) > 0
+        spend = self.data_.spend.sum(axis=1)[fitted]  # (T, C) national money
+        mean = np.maximum(spend.mean(axis=0), 1e-300)
+        frame = pd.DataFrame(
+            {
+                "prior_width_share": posterior / np.maximum(prior, 1e-12),
+                "min_spend_share": spend.min(axis=0) / mean,
+                "off_share": (spend < 0.1 * mean).mean(axis=0),
+            },
+            index=pd.Index(self.data_.channels, name="channel"),
+        )
+        frame["measured"] = frame["prior_width_share"] < PRIOR_DOMINATED
+        return frame
 
     def _channel_contributions(self) -> FloatArray:
         """Per draw, period and channel, summed over geos, in KPI units: (draws, T, C)."""
@@ -382,6 +419,16 @@ class MMM:
             "marginal_roi": _records(self.marginal_roi_),
             "contribution": _records(self.contribution_),
             "synergy": _records(self.synergy_),
+            "identification": {
+                str(ch): {
+                    "prior_width_share": float(row["prior_width_share"]),
+                    "min_spend_share": float(row["min_spend_share"]),
+                    "off_share": float(row["off_share"]),
+                    "measured": bool(row["measured"]),
+                }
+                for ch, row in self.identification_.iterrows()
+            },
+            "notes": list(self.notes_),
         }
 
 
@@ -547,6 +594,32 @@ def _laplace(model: Any, kpi: FloatArray, key: Any, draws: int) -> dict[str, Any
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _identification_notes(frame: pd.DataFrame) -> list[str]:
+    """A sentence for every channel whose ROI is mostly its prior, saying why and what helps."""
+    notes = []
+    for channel, row in frame.iterrows():
+        if row["measured"]:
+            continue
+        share = float(row["prior_width_share"])
+        head = (
+            f"{channel}: ROI mostly from the prior (its 90 % interval is {100 * share:.0f} % "
+            "as wide as the prior's)"
+        )
+        if row["min_spend_share"] >= 0.2:
+            notes.append(
+                f"{head}; its spend never fell below {100 * row['min_spend_share']:.0f} % of its "
+                "average, so the data cannot tell what no spend would give. Its marginal ROI "
+                "is better measured; a lift test, or a few weeks with little or no spend, "
+                "would pin the ROI."
+            )
+        else:
+            notes.append(
+                f"{head}; its effect is too small, or moves too closely with other channels "
+                "or the season, to measure. A lift test would pin it."
+            )
+    return notes
+
+
 def _interval_frame(draws: FloatArray, names: Sequence[str]) -> pd.DataFrame:
     lower, upper = np.quantile(draws, _INTERVAL, axis=0)
     return pd.DataFrame(

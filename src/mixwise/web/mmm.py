@@ -142,11 +142,13 @@ def _interval(estimates: Mapping[str, Any] | None) -> dict[str, float | None]:
 
 
 def estimate_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per channel: ROI, marginal ROI and contribution with their intervals, and the channel's
-    share of the media contribution."""
+    """Per channel: ROI, marginal ROI and contribution with their intervals, the channel's
+    share of the media contribution, and whether the data measured its ROI (see
+    :meth:`mixwise.mmm.fit.MMM._identification`)."""
     roi = summary.get("roi") or {}
     contribution = summary.get("contribution") or {}
     total = sum(max(finite(v.get("mean")) or 0.0, 0.0) for v in contribution.values())
+    ident = summary.get("identification") or {}
     rows = []
     for channel in roi:
         c = _interval(contribution.get(channel))
@@ -157,6 +159,10 @@ def estimate_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "marginal": _interval((summary.get("marginal_roi") or {}).get(channel)),
                 "contribution": c,
                 "share": (max(c["mean"] or 0.0, 0.0) / total) if total > 0 else None,
+                # False: the ROI is mostly its prior (None: a run stored before this check).
+                "measured": ident.get(channel, {}).get("measured"),
+                "prior_width_share": finite(ident.get(channel, {}).get("prior_width_share")),
+                "min_spend_share": finite(ident.get(channel, {}).get("min_spend_share")),
             }
         )
     return rows
