@@ -144,7 +144,8 @@ class MMM:
         key = jax.random.PRNGKey(self.seed)
         self.diagnostics_: Diagnostics | None = None
         if self.method == "nuts":
-            self.samples_, self.diagnostics_ = _nuts(model, kpi, key, self, on_progress)
+            dense = self._dense_block(inputs) if data.n_geos > 1 else None
+            self.samples_, self.diagnostics_ = _nuts(model, kpi, key, self, on_progress, dense)
             self.verdict_ = self._verdict(self.diagnostics_)
         elif self.method == "map":
             self.samples_ = _laplace(model, kpi, key, self.draws)
@@ -230,6 +231,21 @@ class MMM:
         )
         self.holiday_names_ = base.holiday_names
         return inputs, kpi
+
+    def _dense_block(self, inputs: ModelInputs) -> tuple[str, ...]:
+        """The sites whose mass matrix NUTS adapts as one dense block in a geo panel: every
+        channel's curve, ROI and synergy, and sigma (the geo ROI offsets stay diagonal).
+
+        In a geo panel a large channel's curve parameters are pinned tightly and correlated
+        (ROI, half-saturation, slope and carry-over trade off along a ridge); a diagonal mass
+        matrix leaves NUTS ~65-125 leapfrog steps per draw there, and on the 40-geo benchmark
+        panel the chains did not converge. With this block: ~31 steps, and they converge
+        (benchmarks/RESULTS.md). National fits keep the diagonal matrix: ~35 steps already.
+        """
+        names = [*self.adstock_.param_names, *self.saturation_.param_names, "roi", "sigma"]
+        if len(inputs.synergy_pairs):
+            names.append("kappa")
+        return tuple(names)
 
     @staticmethod
     def _channel_pair(data: MMMData, a: str, b: str) -> tuple[int, int]:
@@ -443,14 +459,20 @@ def _nuts(
     key: Any,
     cfg: MMM,
     on_progress: ProgressCallback | None = None,
+    dense: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, Any], Diagnostics]:
+    """NUTS; ``dense`` names sites whose mass matrix is adapted as one dense block."""
     import jax
     from numpyro.diagnostics import summary
     from numpyro.infer import MCMC, NUTS
 
     parallel = jax.local_device_count() >= cfg.chains
     mcmc = MCMC(
-        NUTS(model, target_accept_prob=cfg.target_accept),
+        NUTS(
+            model,
+            target_accept_prob=cfg.target_accept,
+            dense_mass=[dense] if dense else False,
+        ),
         num_warmup=cfg.warmup,
         num_samples=cfg.draws,
         num_chains=cfg.chains,
