@@ -72,6 +72,26 @@ def test_interaction_columns_by_hand() -> None:
     controls = np.arange(6, dtype=float).reshape(3, 2, 1)  # (T, G, K): two geos, one control
     season_x, holiday_x, control_x = interaction_columns(trend, seasonality, holidays, controls)
     np.testing.assert_allclose(season_x, [[-0.5, -1.0], [0.0, 0.0], [2.5, 3.0]])
-    np.testing.assert_allclose(holiday_x, [[0.0, 0.0], [0.0, 0.0], [0.5, 0.0]])
+    # Each holiday occurs once here (fewer than three times): no trend product (next test).
+    np.testing.assert_allclose(holiday_x, np.zeros((3, 2)))
     np.testing.assert_allclose(control_x[:, :, 0], [[0.0, 0.0], [1.5, 2.25], [4.0, 5.0]])
     assert BaselineSpec().interactions  # on by default
+
+
+def test_a_holiday_seen_fewer_than_three_times_gets_no_trend_product() -> None:
+    from mixwise.mmm.model import interaction_columns, occurrences
+
+    # Holiday 0 occurs three times (one run of two periods), holiday 1 twice.
+    holidays = np.zeros((12, 2))
+    holidays[[1, 2, 5, 9], 0] = 0.5
+    holidays[[3, 10], 1] = 1.0
+    assert [occurrences(holidays[:, h]) for h in range(2)] == [3, 2]
+    trend = np.linspace(-0.5, 0.5, 12)
+    none, no_controls = np.zeros((12, 0)), np.zeros((12, 1, 0))
+    _, holiday_x, _ = interaction_columns(trend, none, holidays, no_controls)
+    np.testing.assert_allclose(holiday_x[:, 0], trend * holidays[:, 0])
+    assert not holiday_x[:, 1].any()
+    # Only the fitted periods count: with the last three held out, holiday 0 occurs twice.
+    fitted = np.r_[np.ones(9), np.zeros(3)]
+    _, held, _ = interaction_columns(trend, none, holidays, no_controls, fitted)
+    assert not held.any()

@@ -26,8 +26,9 @@ predicts a plan:
 than a sum — seasonal swings and holiday peaks grow with the business, and a promotion adds a
 share of the day's sales, which a holiday multiplies. The model adds the first-order terms of
 that product: trend × each seasonality column, trend × each holiday column, and each control ×
-the period's total holiday weight (:func:`mixwise.mmm.model.interaction_columns`). They are
-linear in their coefficients, so the baseline stays integrated out. Runs stored before this
+the period's total holiday weight (:func:`mixwise.mmm.model.interaction_columns`; a holiday
+seen fewer than three times gets no trend product). They are linear in their coefficients, so
+the baseline stays integrated out. Runs stored before this
 setting existed load with ``interactions=False``.
 
 Holidays come from :func:`mixwise.simulate.holidays.holiday_calendar` (Spring Festival, 618,

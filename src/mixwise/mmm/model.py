@@ -214,8 +214,21 @@ class BaselinePrior:
         return out + jnp.asarray(self.controls, dtype=b.dtype) @ b[g + s :]
 
 
+MIN_OCCURRENCES = 3  # a holiday's trend product needs this many occurrences in the data
+
+
+def occurrences(column: FloatArray) -> int:
+    """How many separate runs of non-zero periods a holiday column has (its occurrences)."""
+    on = np.asarray(column) != 0
+    return int(on[0]) + int(np.sum(on[1:] & ~on[:-1])) if len(on) else 0
+
+
 def interaction_columns(
-    trend: FloatArray, seasonality: FloatArray, holidays: FloatArray, controls: FloatArray
+    trend: FloatArray,
+    seasonality: FloatArray,
+    holidays: FloatArray,
+    controls: FloatArray,
+    fitted: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The baseline's first-order multiplicative terms, shapes (T, S), (T, H) and (T, G, K).
 
@@ -227,13 +240,20 @@ def interaction_columns(
     festival moves more sales than one in an ordinary week). All are linear in their
     coefficients, so the baseline stays integrated out. The products of season and holidays
     are left out: a holiday falls on the same season every year, so its own column holds that.
+
+    A holiday seen fewer than ``MIN_OCCURRENCES`` times in the ``fitted`` periods (1 = fitted;
+    all by default) gets a zero trend product: with two occurrences its column and the product
+    would fit both exactly and take the media's effect in those periods. A zero column is not
+    estimated (:func:`sample_baseline` gives it a zero coefficient).
     """
     t = np.asarray(trend, dtype=np.float64)[:, None]
     hol = np.asarray(holidays, dtype=np.float64)
+    seen = hol if fitted is None else hol * (np.asarray(fitted)[:, None] > 0)
+    enough = np.array([occurrences(seen[:, h]) >= MIN_OCCURRENCES for h in range(hol.shape[1])])
     total = hol.sum(axis=1)[:, None, None]
     return (
         t * np.asarray(seasonality, dtype=np.float64),
-        t * hol,
+        t * hol * enough[None, :],
         np.asarray(controls, dtype=np.float64) * total,
     )
 
@@ -254,7 +274,7 @@ def baseline_prior(inputs: ModelInputs) -> BaselinePrior:
     geo_parts: list[tuple[str, FloatArray, float]] = [("controls", controls, 0.25)]
     if bool(inputs.interactions):
         season_x, holiday_x, control_x = interaction_columns(
-            trend - centre, inputs.seasonality, inputs.holidays, controls
+            trend - centre, inputs.seasonality, inputs.holidays, controls, mask
         )
         shared_parts += [("seasonality_trend", season_x, 0.25), ("holidays_trend", holiday_x, 0.5)]
         geo_parts += [("controls_holidays", control_x, 0.25)]
@@ -359,6 +379,9 @@ def sample_baseline(
     inv_lower = np.linalg.solve(chol, eye)  # L^-1
     noise = np.einsum("nqp,nq->np", inv_lower, z) * np.sqrt(s2)[:, None]
     coef = design.mean[None, :] + centre + noise
+    # A column that is zero in every fitted row (a holiday's trend product left out) is not
+    # estimated: zero, not a draw from its prior, so forecasts do not inherit the prior's noise.
+    coef[:, ~np.any(design.masked != 0, axis=0)] = 0.0
     out: dict[str, FloatArray] = {}
     for name, lo, hi in design.blocks:
         block = coef[:, lo:hi]
