@@ -111,9 +111,10 @@ def prepare(
 ) -> tuple[Path, dict[str, Any]]:
     """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta.
 
-    ``spend`` "varied": every always-on channel (search, display) gets bursts instead, so that each
-    channel's spend varies enough for its effect to be told apart from the baseline (in the
-    default market their weekly spend varies by ~12 %: no model can measure them).
+    ``spend`` (:func:`_channel_specs`): "varied" gives every always-on channel (search,
+    display) bursts, so that each channel's spend varies enough for its effect to be told apart
+    from the baseline (in the default market their weekly spend varies by ~12 %); "flighted"
+    runs every channel in flights with weeks off, so its ROI is measured, not extrapolated.
     ``geos`` > 0: a geo panel instead (:func:`prepare_geo`)."""
     if geos:
         return prepare_geo(data_dir, n_channels, geos, spend, seed)

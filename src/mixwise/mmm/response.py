@@ -276,7 +276,9 @@ class ResponseModel:
         if "holidays" in b and design.holidays.shape[1]:
             shared = shared + b["holidays"] @ design.holidays.T
         # Interactions (runs that have them); controls sit at their mean, 0 once standardised,
-        # so their products with the holidays add nothing.
+        # so their products with the holidays add nothing. Not interaction_columns: its rule
+        # for rare holidays is about the fitted data (those columns have zero coefficients,
+        # see sample_baseline), and would wrongly apply to these few periods.
         if "seasonality_trend" in b and design.seasonality.shape[1]:
             shared = shared + b["seasonality_trend"] @ (trend[:, None] * design.seasonality).T
         if "holidays_trend" in b and design.holidays.shape[1]:

@@ -152,6 +152,7 @@ def estimate_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for channel in roi:
         c = _interval(contribution.get(channel))
+        info = ident.get(channel, {})
         rows.append(
             {
                 "channel": channel,
@@ -160,9 +161,9 @@ def estimate_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "contribution": c,
                 "share": (max(c["mean"] or 0.0, 0.0) / total) if total > 0 else None,
                 # False: the ROI is mostly its prior (None: a run stored before this check).
-                "measured": ident.get(channel, {}).get("measured"),
-                "prior_width_share": finite(ident.get(channel, {}).get("prior_width_share")),
-                "min_spend_share": finite(ident.get(channel, {}).get("min_spend_share")),
+                "measured": info.get("measured"),
+                "prior_width_share": finite(info.get("prior_width_share")),
+                "min_spend_share": finite(info.get("min_spend_share")),
             }
         )
     return rows
