@@ -72,6 +72,7 @@ class ResponseModel:
     holiday_names: tuple[str, ...]
     usable: bool
     verdict: str
+    kpi_name: str = "revenue"
 
     @classmethod
     def from_mmm(cls, mmm: MMM, *, force: bool = False, draws: int | None = None) -> ResponseModel:
@@ -153,11 +154,17 @@ class ResponseModel:
             holiday_names=tuple(mmm.holiday_names_),
             usable=bool(verdict.usable),
             verdict=verdict.message,
+            kpi_name=str(data.kpi),
         )
 
     @property
     def n_draws(self) -> int:
         return int(self.params["beta"].shape[0])
+
+    @property
+    def carry_periods(self) -> int:
+        """How many periods a period's spend keeps working (its own included)."""
+        return int(getattr(self.adstock, "l_max", 1))
 
     # -- media --------------------------------------------------------------------------------
     def _saturated(self, plan: Any, carry_over: bool) -> jax.Array:

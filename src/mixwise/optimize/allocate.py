@@ -1,0 +1,742 @@
+"""The allocator: the best split of a budget across channels and periods, under the rules.
+
+    from mixwise.optimize import allocate
+
+    result = allocate(rm, 1_000_000, ["brand>=30%", "tv=current"], "revenue",
+                      periods="2026-10..2026-12", groups={"brand": ("tv", "video")})
+    result.plan            # budget periods × channels, money
+    result.kpi             # predicted incremental KPI: mean and 90 % interval
+    result.reasons         # each change against the current plan, in words
+
+**What is maximised.** ``objective``: ``"revenue"`` / ``"conversions"`` / ``"kpi"`` — the
+incremental KPI the plan brings over the horizon (its carry-over after the horizon included;
+against spending nothing in the horizon); ``"profit"`` — ``margin ×`` that KPI ``−`` spend;
+``"min_spend"`` — the least spend whose incremental KPI reaches ``target``. Over posterior
+draws the value is summarised by ``risk``: ``"mean"``, ``"q10"`` (a lower quantile: the plan
+whose bad case is best) or ``"cvar10"`` (the mean of the worst 10 % of draws); ROI and CPA
+rules use the same summary.
+
+**How.** The response model is differentiable in JAX, so the objective and the ROI/CPA rules
+have exact gradients; SLSQP (scipy) solves the problem with the linear rules (budget, bounds,
+group shares, period caps) as constraints. Saturation curves are S-shaped and the problem is
+not concave, so it runs from several starts (the reference plan scaled to the budget, an
+equal split, a feasible point of the linear rules, and random splits) and keeps the best plan
+that keeps every rule. Linear rules that cannot hold together are reported by name
+(:func:`~mixwise.optimize.constraints.explain_infeasible`) before any optimisation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mixwise.optimize.constraints import (
+    Constraint,
+    InfeasibleError,
+    LinearRules,
+    explain_infeasible,
+    feasible_point,
+    linear_rules,
+    members,
+    parse_constraints,
+)
+from mixwise.optimize.periods import Horizon, horizon
+from mixwise.optimize.response import ResponseModel
+
+FloatArray = npt.NDArray[np.float64]
+ObjectiveKind = Literal["revenue", "conversions", "kpi", "profit", "min_spend"]
+_INTERVAL = (0.05, 0.95)
+_TOL = 1e-6  # constraint tolerance, relative to the budget (or the KPI target)
+
+
+class UnusableModelError(ValueError):
+    """The response model's fit is not usable and the caller did not force it."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the plan should achieve (see the module docstring)."""
+
+    kind: ObjectiveKind = "revenue"
+    margin: float | None = None  # profit: KPI units to money (revenue × margin)
+    target: float | None = None  # min_spend: the incremental KPI to reach
+    risk: str = "mean"  # mean, qNN (lower quantile, percent), cvarNN (worst NN %)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("revenue", "conversions", "kpi", "profit", "min_spend"):
+            raise ValueError(
+                f"objective must be revenue, conversions, kpi, profit or min_spend; "
+                f"got {self.kind!r}"
+            )
+        if self.kind == "profit" and not (self.margin is not None and self.margin > 0):
+            raise ValueError("the profit objective needs a margin > 0 (profit per KPI unit)")
+        if self.kind == "min_spend" and not (self.target is not None and self.target > 0):
+            raise ValueError("the min_spend objective needs a KPI target > 0")
+        _risk_level(self.risk)
+
+
+def _risk_level(risk: str) -> tuple[str, float]:
+    r = risk.strip().lower()
+    if r == "mean":
+        return "mean", 0.0
+    for prefix in ("cvar", "q"):
+        if r.startswith(prefix) and r[len(prefix) :].isdigit():
+            level = int(r[len(prefix) :]) / 100.0
+            if 0 < level < 1:
+                return prefix, level
+    raise ValueError(f"risk must be 'mean', 'qNN' or 'cvarNN' (NN in 1 … 99), got {risk!r}")
+
+
+def summarise(values: Any, risk: str) -> Any:
+    """The risk summary of per-draw values (JAX, differentiable)."""
+    import jax.numpy as jnp
+
+    kind, level = _risk_level(risk)
+    if kind == "mean" or values.shape[0] == 1:
+        return values.mean()
+    if kind == "q":
+        return jnp.quantile(values, level)
+    k = max(int(np.ceil(level * values.shape[0])), 1)
+    return jnp.sort(values)[:k].mean()
+
+
+# -- the result --------------------------------------------------------------------------------
+@dataclass
+class Allocation:
+    """A recommended plan with its predicted outcome, the rules' check and the reasons."""
+
+    plan: pd.DataFrame  # budget periods × channels, money
+    reference: pd.DataFrame  # the current plan over the same periods
+    model_plan: pd.DataFrame  # model periods × channels (the spread the model sees)
+    channels: pd.DataFrame  # per channel: spend, reference, change, contribution, ROI, mROI
+    kpi: dict[str, float]  # incremental KPI of the plan: mean, lower, upper
+    reference_kpi: dict[str, float]
+    spend: float
+    reference_spend: float
+    objective: Objective
+    kpi_name: str
+    kpi_type: str  # revenue (ROI) or conversions (CPA)
+    rules: list[dict[str, Any]]  # each rule: text, value, bound, ok
+    reasons: list[str]
+    assumptions: list[str]
+    solver: dict[str, Any]
+    horizon: Horizon = field(repr=False)
+
+    @property
+    def roi(self) -> float:
+        return self.kpi["mean"] / self.spend if self.spend > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        def frame(df: pd.DataFrame) -> dict[str, dict[str, float]]:
+            return {str(k): {str(c): float(v) for c, v in row.items()} for k, row in df.iterrows()}
+
+        return {
+            "objective": {
+                "kind": self.objective.kind,
+                "risk": self.objective.risk,
+                "margin": self.objective.margin,
+                "target": self.objective.target,
+            },
+            "kpi_name": self.kpi_name,
+            "kpi_type": self.kpi_type,
+            "spend": self.spend,
+            "reference_spend": self.reference_spend,
+            "kpi": self.kpi,
+            "reference_kpi": self.reference_kpi,
+            "roi": self.roi,
+            "interval": list(_INTERVAL),
+            "plan": frame(self.plan),
+            "reference": frame(self.reference),
+            "channels": frame(self.channels),
+            "rules": self.rules,
+            "reasons": self.reasons,
+            "assumptions": self.assumptions,
+            "solver": self.solver,
+        }
+
+
+# -- the problem -------------------------------------------------------------------------------
+# The plan's outcome as pure functions, jitted once per response model (static: hashed by
+# identity) and problem shape, so repeated optimisations (multi-start, scenarios, the
+# frontier, the planner page) reuse the compiled code instead of tracing closures anew.
+_STATIC = ("rm", "gap")
+
+
+def _full(lead: Any, spread: Any, tail: Any, x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.concatenate([lead, spread @ x, tail], axis=0)
+
+
+def _jit(fn: Any, static: tuple[str, ...] = _STATIC) -> Any:
+    import jax
+
+    return jax.jit(fn, static_argnames=static)
+
+
+def _incremental_fn(rm: Any, gap: int, lead: Any, spread: Any, tail: Any, base: Any, x: Any) -> Any:
+    """Incremental KPI per draw ``(draws,)`` over the horizon and its carry-over tail."""
+    return rm.kpi(_full(lead, spread, tail, x))[:, gap:].sum(axis=1) - base
+
+
+def _by_channel_fn(rm: Any, gap: int, lead: Any, spread: Any, tail: Any, base: Any, x: Any) -> Any:
+    """Each channel's incremental KPI per draw ``(draws, C)`` (synergies left out)."""
+    return rm.media(_full(lead, spread, tail, x))[:, gap:].sum(axis=1) - base
+
+
+def _objective_fn(
+    rm: Any,
+    gap: int,
+    kind: str,
+    risk: str,
+    data: tuple[Any, ...],
+    scale: Any,
+    norm: Any,
+    margin: Any,
+    y: Any,
+) -> Any:
+    """The loss SLSQP minimises, in the solver's units (``y = x / scale``)."""
+    lead, spread, tail, base, _ = data
+    if kind == "min_spend":
+        return y.sum()
+    x = y.reshape(spread.shape[1], -1) * scale
+    incr = _incremental_fn(rm, gap, lead, spread, tail, base, x)
+    if kind == "profit":
+        incr = margin * incr - x.sum()
+    return -summarise(incr, risk) / norm
+
+
+def _metrics_fn(
+    rm: Any,
+    gap: int,
+    risk: str,
+    rows: tuple[tuple[float, tuple[int, ...] | None], ...],
+    target: float,
+    data: tuple[Any, ...],
+    scale: Any,
+    y: Any,
+) -> Any:
+    """Each ROI/CPA rule (and a KPI target) as ``g(y) >= 0``; ``rows``: (signed level,
+    channel positions or None for overall); level 0 with None is the KPI target."""
+    import jax.numpy as jnp
+
+    lead, spread, tail, base, base_media = data
+    x = y.reshape(spread.shape[1], -1) * scale
+    out = []
+    incr = None
+    for level, idx in rows:
+        if idx is None:
+            if incr is None:
+                incr = summarise(_incremental_fn(rm, gap, lead, spread, tail, base, x), risk)
+            value, spend = incr, x.sum()
+        else:
+            part = _by_channel_fn(rm, gap, lead, spread, tail, base_media, x)[:, list(idx)]
+            value, spend = summarise(part.sum(axis=1), risk), x[:, list(idx)].sum()
+        sign = 1.0 if level >= 0 else -1.0
+        out.append(sign * (value - abs(level) * spend) / scale)
+    if target > 0:
+        if incr is None:
+            incr = summarise(_incremental_fn(rm, gap, lead, spread, tail, base, x), risk)
+        out.append((incr - target) / target)
+    return jnp.stack(out) if out else jnp.zeros(0)
+
+
+def _compiled() -> dict[str, Any]:
+    import jax
+
+    if not _CACHE:
+        _CACHE["incremental"] = _jit(_incremental_fn)
+        _CACHE["by_channel"] = _jit(_by_channel_fn)
+        _CACHE["grad_mean"] = _jit(
+            jax.grad(lambda rm, gap, *a: _incremental_fn(rm, gap, *a).mean(), argnums=6)
+        )
+        obj_static = ("rm", "gap", "kind", "risk")
+        _CACHE["loss"] = _jit(jax.value_and_grad(_objective_fn, argnums=8), obj_static)
+        m_static = ("rm", "gap", "risk", "rows", "target")
+        _CACHE["metrics"] = _jit(_metrics_fn, m_static)
+        _CACHE["metrics_jac"] = _jit(jax.jacrev(_metrics_fn, argnums=7), m_static)
+    return _CACHE
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def _to_jnp(x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.asarray(x, dtype=jnp.float32)
+
+
+class _Problem:
+    """A response model over a horizon: the data the pure functions above take."""
+
+    def __init__(self, rm: ResponseModel, hz: Horizon) -> None:
+        import jax.numpy as jnp
+
+        self.rm = rm
+        self.hz = hz
+        c = len(rm.channels)
+        ref = np.asarray(rm.history_mean, dtype=np.float64)
+        self.gap = hz.gap
+        lead = jnp.asarray(np.tile(ref, (hz.gap, 1)), dtype=jnp.float32).reshape(hz.gap, c)
+        spread = jnp.asarray(hz.spread, dtype=jnp.float32)
+        tail = jnp.zeros((hz.tail, c), dtype=jnp.float32)
+        zero = _full(lead, spread, tail, jnp.zeros((hz.n_budget, c), dtype=jnp.float32))
+        base = rm.kpi(zero)[:, hz.gap :].sum(axis=1)
+        base_media = rm.media(zero)[:, hz.gap :].sum(axis=1)
+        self.data = (lead, spread, tail, base, base_media)
+        self.fns = _compiled()
+
+    def incremental(self, x: Any) -> Any:
+        lead, spread, tail, base, _ = self.data
+        return self.fns["incremental"](self.rm, self.gap, lead, spread, tail, base, x)
+
+    def by_channel(self, x: Any) -> Any:
+        lead, spread, tail, _, base_media = self.data
+        return self.fns["by_channel"](self.rm, self.gap, lead, spread, tail, base_media, x)
+
+    def grad_mean(self, x: Any) -> Any:
+        lead, spread, tail, base, _ = self.data
+        return self.fns["grad_mean"](self.rm, self.gap, lead, spread, tail, base, x)
+
+
+def allocate(
+    response_model: ResponseModel,
+    budget: float | None,
+    constraints: Sequence[str | Constraint] = (),
+    objective: ObjectiveKind | Objective = "revenue",
+    *,
+    periods: str | int | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    budget_mode: Literal["exact", "up_to"] = "exact",
+    reference: Any = None,
+    starts: int = 8,
+    seed: int = 0,
+    force: bool = False,
+) -> Allocation:
+    """The best plan for ``budget`` (money over the horizon) under ``constraints``.
+
+    ``periods``: the horizon (:func:`mixwise.optimize.periods.horizon`; default one period of
+    the model's frequency). ``groups``: channel groups that rules may name. ``budget_mode``:
+    spend the budget exactly or up to it. ``reference``: the current plan's spend per model
+    period and channel (default the model's ``history_mean``). ``starts``: optimiser starts.
+    A model whose fit is not usable is refused unless ``force``.
+    """
+    t0 = time.perf_counter()
+    rm = response_model
+    obj = objective if isinstance(objective, Objective) else Objective(objective)
+    if not getattr(rm, "usable", True) and not force:
+        raise UnusableModelError(
+            f"the response model is not usable ({getattr(rm, 'verdict', '')}); refit the "
+            "model, or force its use"
+        )
+    if obj.kind == "min_spend":
+        if budget is not None and not budget > 0:
+            raise ValueError("the budget cap must be > 0")
+    elif budget is None or not np.isfinite(budget) or budget <= 0:
+        raise ValueError(f"the budget must be a positive amount, got {budget!r}")
+    groups = {str(k): tuple(v) for k, v in (groups or {}).items()}
+    clash = set(groups) & set(rm.channels)
+    if clash:
+        raise ValueError(f"group names must differ from channel names: {sorted(clash)}")
+    rules = parse_constraints(constraints)
+    channels = list(rm.channels)
+    for rule in rules:
+        if rule.name:
+            members(rule.name, channels, groups)  # validates the name
+    hz = horizon(periods, rm.period_days, rm.next_date, rm.carry_periods)
+    c, b = len(channels), hz.n_budget
+    if reference is not None:
+        current = np.asarray(reference, dtype=np.float64).reshape(-1)
+        if current.shape != (c,) or np.any(current < 0):
+            raise ValueError(f"reference must be {c} amounts per period >= 0 ({channels})")
+        rm_ref = current
+    else:
+        rm_ref = np.asarray(rm.history_mean, dtype=np.float64)
+    # The current plan per budget period: its rate per model period × the period's length.
+    ref_plan = np.array([rm_ref * hz.days(i) / hz.period_days for i in range(b)])
+    ref_total = ref_plan.sum(axis=0)
+    mode = budget_mode if obj.kind != "min_spend" else "up_to"  # a spend target: a cap at most
+    lin = linear_rules(rules, channels, groups, b, budget, mode, ref_total)
+    conflict = explain_infeasible(lin)
+    if conflict:
+        raise InfeasibleError(
+            "these rules cannot all hold: " + "; ".join(conflict) + ". Relax one of them.",
+            conflict,
+        )
+
+    problem = _Problem(rm, hz)
+    kpi_type = "conversions" if obj.kind == "conversions" else _kpi_type(rm.kpi_name)
+    scale = float(budget) if budget else max(float(ref_plan.sum()), 1.0)
+    x_ref = ref_plan
+    solved = _solve(problem, lin, rules, obj, channels, groups, scale, x_ref, starts, seed)
+    x = solved["x"]
+    result = _describe(problem, x, x_ref, rules, lin, obj, channels, groups, kpi_type)
+    result.solver.update(
+        {k: v for k, v in solved.items() if k != "x"}, seconds=time.perf_counter() - t0
+    )
+    return result
+
+
+def _kpi_type(name: str) -> str:
+    from mixwise.mmm.data import infer_kpi_type
+
+    return str(infer_kpi_type(name))
+
+
+def _metric_rows(
+    rules: Sequence[Constraint], channels: Sequence[str], groups: Mapping[str, Sequence[str]]
+) -> list[tuple[Constraint, list[int] | None]]:
+    return [
+        (r, members(r.name, channels, groups) if r.name else None)
+        for r in rules
+        if r.kind in ("roi", "cpa")
+    ]
+
+
+def _solve(
+    problem: _Problem,
+    lin: LinearRules,
+    rules: Sequence[Constraint],
+    obj: Objective,
+    channels: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    scale: float,
+    x_ref: FloatArray,
+    n_starts: int,
+    seed: int,
+) -> dict[str, Any]:
+    from scipy.optimize import minimize
+
+    shape = x_ref.shape
+    n = x_ref.size
+    metric = _metric_rows(rules, channels, groups)
+    target = float(obj.target or 0.0) if obj.kind == "min_spend" else 0.0
+    fns = problem.fns
+    rm, gap, data = problem.rm, problem.gap, problem.data
+    margin = float(obj.margin or 0.0)
+    norm = 1.0
+    if obj.kind != "min_spend":
+        v0, _ = fns["loss"](
+            rm, gap, obj.kind, obj.risk, data, scale, 1.0, margin, _to_jnp(x_ref.ravel() / scale)
+        )
+        norm = max(abs(float(v0)), 1e-12)
+    # ROI >= r: value - r spend >= 0; CPA <= a: value - spend / a >= 0; the reverse rules
+    # flip the sign (a negative level).
+    rows = tuple(
+        (
+            (r.value if r.kind == "roi" else 1.0 / r.value)
+            * (1.0 if (r.kind == "roi") == (r.op == ">=") else -1.0),
+            tuple(idx) if idx is not None else None,
+        )
+        for r, idx in metric
+    )
+    has_metric = bool(rows) or target > 0
+
+    def metric_f(y: Any) -> Any:
+        return fns["metrics"](rm, gap, obj.risk, rows, target, data, scale, y)
+
+    def metric_j(y: Any) -> Any:
+        return fns["metrics_jac"](rm, gap, obj.risk, rows, target, data, scale, y)
+
+    A = lin.A
+    lo, hi = lin.lo / scale, lin.hi / scale
+    eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
+    ge_rows = [(A[i], lo[i], 1.0) for i in np.flatnonzero(~eq) if np.isfinite(lo[i])]
+    le_rows = [(-A[i], -hi[i], -1.0) for i in np.flatnonzero(~eq) if np.isfinite(hi[i])]
+    ineq = ge_rows + le_rows
+    cons: list[dict[str, Any]] = []
+    if eq.any():
+        A_eq, b_eq = A[eq], lo[eq]
+        cons.append({"type": "eq", "fun": lambda y: A_eq @ y - b_eq, "jac": lambda y: A_eq})
+    if ineq:
+        A_in = np.array([r[0] for r in ineq])
+        b_in = np.array([r[1] for r in ineq])
+        cons.append({"type": "ineq", "fun": lambda y: A_in @ y - b_in, "jac": lambda y: A_in})
+    if has_metric:
+        cons.append(
+            {
+                "type": "ineq",
+                "fun": lambda y: np.asarray(metric_f(_to_jnp(y)), dtype=np.float64),
+                "jac": lambda y: np.asarray(metric_j(_to_jnp(y)), dtype=np.float64).reshape(-1, n),
+            }
+        )
+
+    def fun(y: FloatArray) -> tuple[float, FloatArray]:
+        v, g = fns["loss"](rm, gap, obj.kind, obj.risk, data, scale, norm, margin, _to_jnp(y))
+        return float(v), np.asarray(g, dtype=np.float64)
+
+    def violation(y: FloatArray) -> float:
+        worst = float(max(0.0, -float(np.min(y)))) if n else 0.0
+        r = A @ y
+        worst = max(worst, float(np.max(np.r_[lo - r, r - hi, 0.0])))
+        if has_metric:
+            worst = max(worst, float(np.max(np.r_[-np.asarray(metric_f(_to_jnp(y))), 0.0])))
+        return worst
+
+    rng = np.random.default_rng(seed)
+    total = float(hi[0]) if len(lin.labels) and lin.labels[0].startswith("total budget") else 1.0
+    start_points = []
+    ref_y = x_ref.ravel() / scale
+    if ref_y.sum() > 0:
+        start_points.append(ref_y * (total / ref_y.sum()))
+    start_points.append(np.full(n, total / n))
+    point = feasible_point(lin)
+    if point is not None:
+        start_points.append(point / scale)
+    while len(start_points) < max(n_starts, 1):
+        start_points.append(rng.dirichlet(np.ones(n)) * total)
+
+    best: tuple[float, FloatArray] | None = None
+    iterations = 0
+    feasible_runs = 0
+    best_violation: tuple[float, FloatArray | None] = (np.inf, None)
+    for y0 in start_points[: max(n_starts, 1)]:
+        res = minimize(
+            fun,
+            y0,
+            jac=True,
+            method="SLSQP",
+            bounds=[(0.0, None)] * n,
+            constraints=cons,
+            options={"maxiter": 300, "ftol": 1e-10},
+        )
+        iterations += int(res.nit)
+        y = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
+        v = violation(y)
+        if v < best_violation[0]:
+            best_violation = (v, y)
+        if v > _TOL:
+            continue
+        feasible_runs += 1
+        f = fun(y)[0]
+        if best is None or f < best[0]:
+            best = (f, y)
+    if best is None:
+        raise InfeasibleError(_metric_failure(metric, obj, best_violation[1], metric_f))
+    return {
+        "x": best[1].reshape(shape) * scale,
+        "starts": len(start_points[: max(n_starts, 1)]),
+        "feasible_starts": feasible_runs,
+        "iterations": iterations,
+        "method": "SLSQP with JAX gradients, multi-start",
+    }
+
+
+def _metric_failure(
+    metric: Sequence[tuple[Constraint, list[int] | None]],
+    obj: Objective,
+    y: FloatArray | None,
+    metric_f: Any,
+) -> str:
+    if not metric and obj.kind != "min_spend":
+        return "no plan found that keeps every rule (the optimiser did not converge)"
+    names = [str(r) for r, _ in metric]
+    if obj.kind == "min_spend":
+        names.append(f"incremental KPI >= {obj.target:g}")
+    text = "no plan keeps " + "; ".join(names)
+    return (
+        text + ". The response model cannot reach these levels with the allowed spend: lower the "
+        "targets, raise the budget (for KPI targets) or allow spending less (ROI targets rise "
+        "as spend falls: use an 'up to' budget)."
+    )
+
+
+# -- describing a plan -------------------------------------------------------------------------
+def _interval(draws: FloatArray) -> dict[str, float]:
+    lower, upper = np.quantile(draws, _INTERVAL) if draws.size > 1 else (draws[0], draws[0])
+    return {"mean": float(draws.mean()), "lower": float(lower), "upper": float(upper)}
+
+
+def marginal_roi(problem: _Problem, x: FloatArray) -> FloatArray:
+    """d E[incremental KPI] / d spend per channel at plan ``x``: one more unit of a channel's
+    spend, timed like the plan's spend on it (or spread like the horizon if it has none)."""
+    grad = np.asarray(problem.grad_mean(_to_jnp(x)), dtype=np.float64)  # (B, C)
+    days = np.array([problem.hz.days(i) for i in range(problem.hz.n_budget)])
+    out = np.empty(x.shape[1])
+    for j in range(x.shape[1]):
+        col = x[:, j]
+        timing = col / col.sum() if col.sum() > 0 else days / days.sum()
+        out[j] = float(grad[:, j] @ timing)
+    return out
+
+
+def _describe(
+    problem: _Problem,
+    x: FloatArray,
+    x_ref: FloatArray,
+    rules: Sequence[Constraint],
+    lin: LinearRules,
+    obj: Objective,
+    channels: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    kpi_type: str,
+) -> Allocation:
+    hz = problem.hz
+    incr = np.asarray(problem.incremental(_to_jnp(x)), dtype=np.float64)
+    incr_ref = np.asarray(problem.incremental(_to_jnp(x_ref)), dtype=np.float64)
+    contrib = np.asarray(problem.by_channel(_to_jnp(x)), dtype=np.float64)
+    contrib_ref = np.asarray(problem.by_channel(_to_jnp(x_ref)), dtype=np.float64).mean(axis=0)
+    m_plan = marginal_roi(problem, x)
+    m_ref = marginal_roi(problem, x_ref)
+    spend_c = x.sum(axis=0)
+    ref_c = x_ref.sum(axis=0)
+    lower, upper = (
+        np.quantile(contrib, _INTERVAL, axis=0) if contrib.shape[0] > 1 else (contrib[0],) * 2
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = pd.DataFrame(
+            {
+                "spend": spend_c,
+                "reference": ref_c,
+                "change": spend_c - ref_c,
+                "change_pct": np.where(ref_c > 0, (spend_c - ref_c) / ref_c * 100, np.nan),
+                "contribution": contrib.mean(axis=0),
+                "contribution_lower": lower,
+                "contribution_upper": upper,
+                "contribution_reference": contrib_ref,
+                "roi": np.where(spend_c > 0, contrib.mean(axis=0) / spend_c, np.nan),
+                "marginal_roi": m_plan,
+                "marginal_roi_reference": m_ref,
+            },
+            index=list(channels),
+        )
+    table.index.name = "channel"
+    plan = pd.DataFrame(x, index=hz.labels, columns=list(channels))
+    reference = pd.DataFrame(x_ref, index=hz.labels, columns=list(channels))
+    model_labels = [
+        f"period {i + 1}" if s is None else s.strftime("%Y-%m-%d")
+        for i, s in enumerate(hz.model_starts)
+    ]
+    model_plan = pd.DataFrame(hz.spread @ x, index=model_labels, columns=list(channels))
+    checks = _check_rules(problem, x, rules, lin, obj, channels, groups)
+    kpi = _interval(incr)
+    ref_kpi = _interval(incr_ref)
+    reasons = explain_changes(table, kpi_type, float(x.sum()), float(x_ref.sum()))
+    per = "ROI" if kpi_type == "revenue" else f"{problem.rm.kpi_name} per unit of spend"
+    assumptions = [
+        hz.assumption(),
+        f"Predicted {problem.rm.kpi_name} is incremental: what the plan adds against "
+        "spending nothing in its periods, with a 90 % interval over the model's draws.",
+        f"Marginal {per}: what one more unit of a channel's spend would add, timed like the "
+        "plan's spend on it.",
+    ]
+    return Allocation(
+        plan=plan,
+        reference=reference,
+        model_plan=model_plan,
+        channels=table,
+        kpi=kpi,
+        reference_kpi=ref_kpi,
+        spend=float(x.sum()),
+        reference_spend=float(x_ref.sum()),
+        objective=obj,
+        kpi_name=problem.rm.kpi_name,
+        kpi_type=kpi_type,
+        rules=checks,
+        reasons=reasons,
+        assumptions=assumptions,
+        solver={"draws": int(incr.size)},
+        horizon=hz,
+    )
+
+
+def _check_rules(
+    problem: _Problem,
+    x: FloatArray,
+    rules: Sequence[Constraint],
+    lin: LinearRules,
+    obj: Objective,
+    channels: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+) -> list[dict[str, Any]]:
+    """Each rule with the plan's value and whether it holds (within a small tolerance)."""
+    out: list[dict[str, Any]] = []
+    values = lin.A @ x.ravel()
+    scale = max(float(x.sum()), 1.0)
+    for label in dict.fromkeys(lin.labels):
+        rows = [i for i, lab in enumerate(lin.labels) if lab == label]
+        ok = all(lin.lo[i] - _TOL * scale <= values[i] <= lin.hi[i] + _TOL * scale for i in rows)
+        out.append({"rule": label, "ok": bool(ok)})
+    for rule, idx in _metric_rows(rules, channels, groups):
+        if idx is None:
+            incr = float(summarise(problem.incremental(_to_jnp(x)), obj.risk))
+            spend = float(x.sum())
+        else:
+            by = problem.by_channel(_to_jnp(x))[:, idx].sum(axis=1)
+            incr = float(summarise(by, obj.risk))
+            spend = float(x[:, idx].sum())
+        level = incr / spend if rule.kind == "roi" else spend / max(incr, 1e-12)
+        if spend == 0:
+            level = float("nan")
+        ok = (
+            spend == 0
+            or (rule.op == ">=" and level >= rule.value * (1 - 1e-4))
+            or (rule.op == "<=" and level <= rule.value * (1 + 1e-4))
+        )
+        out.append({"rule": str(rule), "value": level, "ok": bool(ok)})
+    return out
+
+
+def explain_changes(
+    table: pd.DataFrame, kpi_type: str, spend: float, reference_spend: float
+) -> list[str]:
+    """Each change against the reference plan in words, largest first, with its reason.
+
+    The reason is the return of the money moved: what the amount taken from a channel was
+    bringing per unit, what the amount added to a channel brings per unit (its change in
+    contribution over its change in spend; with S-shaped curves this differs from the
+    marginal return at either plan), and the marginal return where the new plan ends.
+    """
+    per = "ROI" if kpi_type == "revenue" else "KPI per unit of spend"
+    reasons: list[str] = []
+    if reference_spend > 0 and abs(spend - reference_spend) > 0.005 * reference_spend:
+        delta = (spend - reference_spend) / reference_spend * 100
+        reasons.append(
+            f"total spend {'+' if delta > 0 else ''}{delta:.0f} % against the current plan "
+            f"({reference_spend:,.0f} → {spend:,.0f})"
+        )
+    base = max(spend, reference_spend, 1e-12)
+    moved = table[table["change"].abs() > 0.01 * base]
+    if moved.empty:
+        reasons.append("keep the current mix: no channel changes by more than 1 % of the budget")
+        return reasons
+    change = moved["change"]
+    arc = ((moved["contribution"] - moved["contribution_reference"]) / change).to_dict()
+    downs = moved[change < 0].sort_values("change")
+    ups = moved[change > 0].sort_values("change", ascending=False)
+    for name, row in downs.iterrows():
+        pct = f" ({row['change_pct']:+.0f} %)" if np.isfinite(row["change_pct"]) else ""
+        to = ", ".join(str(p) for p in ups.index[:2])
+        text = f"move {abs(row['change']) / base * 100:.0f} % of the budget from {name}{pct}"
+        text += f" to {to}" if to else ""
+        text += f": the money taken out was returning {arc[name]:.2f} per unit ({per})"
+        if not ups.empty:
+            text += f", the money added to {ups.index[0]} returns {arc[ups.index[0]]:.2f}"
+        reasons.append(text)
+    for name, row in ups.iterrows():
+        pct = f" ({row['change_pct']:+.0f} %)" if np.isfinite(row["change_pct"]) else " (new)"
+        reasons.append(
+            f"add {row['change'] / base * 100:.0f} % of the budget to {name}{pct}: the added "
+            f"money returns {arc[name]:.2f} per unit ({per}); marginal {per} "
+            f"{row['marginal_roi_reference']:.2f} at the current plan, "
+            f"{row['marginal_roi']:.2f} at the new one"
+        )
+    funded = table[table["spend"] > 0.01 * max(spend, 1e-12)]["marginal_roi"]
+    if len(funded) > 1:
+        reasons.append(
+            f"at the new plan the funded channels' marginal {per} range "
+            f"{funded.min():.2f} … {funded.max():.2f}"
+            + (
+                " (about equal: moving money between them would add little)"
+                if funded.max() - funded.min() <= 0.05 * max(abs(funded.max()), 1e-12)
+                else " (rules or S-shaped curves keep them apart)"
+            )
+        )
+    return reasons
