@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mixwise.mmm.response import UnusableModelError
 from mixwise.optimize.constraints import (
     Constraint,
     InfeasibleError,
@@ -53,10 +54,10 @@ FloatArray = npt.NDArray[np.float64]
 ObjectiveKind = Literal["revenue", "conversions", "kpi", "profit", "min_spend"]
 _INTERVAL = (0.05, 0.95)
 _TOL = 1e-6  # constraint tolerance, relative to the budget (or the KPI target)
-
-
-class UnusableModelError(ValueError):
-    """The response model's fit is not usable and the caller did not force it."""
+# SLSQP's stopping tolerance on the O(1) loss: float32 arithmetic (JAX's default) resolves
+# ~1e-7, and a tighter tolerance only ends in failed line searches.
+FTOL = 1e-8
+PENALTY = 100.0
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,19 @@ class Allocation:
         return self.kpi["mean"] / self.spend if self.spend > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        def frame(df: pd.DataFrame) -> dict[str, dict[str, float]]:
-            return {str(k): {str(c): float(v) for c, v in row.items()} for k, row in df.iterrows()}
+        """Plain JSON-ready values (unknown numbers, such as the ROI of no spend, are None)."""
+
+        def num(v: Any) -> float | None:
+            f = float(v)
+            return f if np.isfinite(f) else None
+
+        def frame(df: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+            return {str(k): {str(c): num(v) for c, v in row.items()} for k, row in df.iterrows()}
+
+        rules = [
+            {k: (num(v) if isinstance(v, float) else v) for k, v in rule.items()}
+            for rule in self.rules
+        ]
 
         return {
             "objective": {
@@ -149,12 +161,12 @@ class Allocation:
             "reference_spend": self.reference_spend,
             "kpi": self.kpi,
             "reference_kpi": self.reference_kpi,
-            "roi": self.roi,
+            "roi": num(self.roi),
             "interval": list(_INTERVAL),
             "plan": frame(self.plan),
             "reference": frame(self.reference),
             "channels": frame(self.channels),
-            "rules": self.rules,
+            "rules": rules,
             "reasons": self.reasons,
             "assumptions": self.assumptions,
             "solver": self.solver,
@@ -375,8 +387,13 @@ def allocate(
     kpi_type = "conversions" if obj.kind == "conversions" else _kpi_type(rm.kpi_name)
     scale = float(budget) if budget else max(float(ref_plan.sum()), 1.0)
     x_ref = ref_plan
-    solved = _solve(problem, lin, rules, obj, channels, groups, scale, x_ref, starts, seed)
-    x = solved["x"]
+    if obj.kind == "min_spend":
+        solved, lin = _min_spend(
+            problem, rules, obj, channels, groups, budget, ref_plan, starts, seed
+        )
+    else:
+        solved = _solve(problem, lin, rules, obj, channels, groups, scale, x_ref, starts, seed)
+    x = np.where(solved["x"] > 1e-9 * scale, solved["x"], 0.0)  # solver dust is no spend
     result = _describe(problem, x, x_ref, rules, lin, obj, channels, groups, kpi_type)
     result.solver.update(
         {k: v for k, v in solved.items() if k != "x"}, seconds=time.perf_counter() - t0
@@ -412,24 +429,17 @@ def _solve(
     n_starts: int,
     seed: int,
 ) -> dict[str, Any]:
-    from scipy.optimize import minimize
+    """The best plan found; two phases when there are ROI/CPA rules.
 
-    shape = x_ref.shape
-    n = x_ref.size
+    Phase 1 optimises under the linear rules only. If its plan keeps the ROI/CPA rules too it
+    is the answer (the full problem only has fewer plans to choose from). Otherwise phase 2
+    adds those rules, starting from phase 1's plan and from it scaled down (less spend often
+    restores an ROI), as well as from the usual starts.
+    """
     metric = _metric_rows(rules, channels, groups)
-    target = float(obj.target or 0.0) if obj.kind == "min_spend" else 0.0
-    fns = problem.fns
-    rm, gap, data = problem.rm, problem.gap, problem.data
-    margin = float(obj.margin or 0.0)
-    norm = 1.0
-    if obj.kind != "min_spend":
-        v0, _ = fns["loss"](
-            rm, gap, obj.kind, obj.risk, data, scale, 1.0, margin, _to_jnp(x_ref.ravel() / scale)
-        )
-        norm = max(abs(float(v0)), 1e-12)
-    # ROI >= r: value - r spend >= 0; CPA <= a: value - spend / a >= 0; the reverse rules
-    # flip the sign (a negative level).
     rows = tuple(
+        # ROI >= r: value - r spend >= 0; CPA <= a: value - spend / a >= 0; the reverse
+        # rules flip the sign (a negative level).
         (
             (r.value if r.kind == "roi" else 1.0 / r.value)
             * (1.0 if (r.kind == "roi") == (r.op == ">=") else -1.0),
@@ -437,104 +447,229 @@ def _solve(
         )
         for r, idx in metric
     )
-    has_metric = bool(rows) or target > 0
-
-    def metric_f(y: Any) -> Any:
-        return fns["metrics"](rm, gap, obj.risk, rows, target, data, scale, y)
-
-    def metric_j(y: Any) -> Any:
-        return fns["metrics_jac"](rm, gap, obj.risk, rows, target, data, scale, y)
-
-    A = lin.A
-    lo, hi = lin.lo / scale, lin.hi / scale
-    eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
-    ge_rows = [(A[i], lo[i], 1.0) for i in np.flatnonzero(~eq) if np.isfinite(lo[i])]
-    le_rows = [(-A[i], -hi[i], -1.0) for i in np.flatnonzero(~eq) if np.isfinite(hi[i])]
-    ineq = ge_rows + le_rows
-    cons: list[dict[str, Any]] = []
-    if eq.any():
-        A_eq, b_eq = A[eq], lo[eq]
-        cons.append({"type": "eq", "fun": lambda y: A_eq @ y - b_eq, "jac": lambda y: A_eq})
-    if ineq:
-        A_in = np.array([r[0] for r in ineq])
-        b_in = np.array([r[1] for r in ineq])
-        cons.append({"type": "ineq", "fun": lambda y: A_in @ y - b_in, "jac": lambda y: A_in})
-    if has_metric:
-        cons.append(
-            {
-                "type": "ineq",
-                "fun": lambda y: np.asarray(metric_f(_to_jnp(y)), dtype=np.float64),
-                "jac": lambda y: np.asarray(metric_j(_to_jnp(y)), dtype=np.float64).reshape(-1, n),
-            }
-        )
-
-    def fun(y: FloatArray) -> tuple[float, FloatArray]:
-        v, g = fns["loss"](rm, gap, obj.kind, obj.risk, data, scale, norm, margin, _to_jnp(y))
-        return float(v), np.asarray(g, dtype=np.float64)
-
-    def violation(y: FloatArray) -> float:
-        worst = float(max(0.0, -float(np.min(y)))) if n else 0.0
-        r = A @ y
-        worst = max(worst, float(np.max(np.r_[lo - r, r - hi, 0.0])))
-        if has_metric:
-            worst = max(worst, float(np.max(np.r_[-np.asarray(metric_f(_to_jnp(y))), 0.0])))
-        return worst
-
-    rng = np.random.default_rng(seed)
-    total = float(hi[0]) if len(lin.labels) and lin.labels[0].startswith("total budget") else 1.0
-    start_points = []
-    ref_y = x_ref.ravel() / scale
-    if ref_y.sum() > 0:
-        start_points.append(ref_y * (total / ref_y.sum()))
-    start_points.append(np.full(n, total / n))
-    point = feasible_point(lin)
-    if point is not None:
-        start_points.append(point / scale)
-    while len(start_points) < max(n_starts, 1):
-        start_points.append(rng.dirichlet(np.ones(n)) * total)
-
-    best: tuple[float, FloatArray] | None = None
-    iterations = 0
-    feasible_runs = 0
-    best_violation: tuple[float, FloatArray | None] = (np.inf, None)
-    for y0 in start_points[: max(n_starts, 1)]:
-        res = minimize(
-            fun,
-            y0,
-            jac=True,
-            method="SLSQP",
-            bounds=[(0.0, None)] * n,
-            constraints=cons,
-            options={"maxiter": 300, "ftol": 1e-10},
-        )
-        iterations += int(res.nit)
-        y = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
-        v = violation(y)
-        if v < best_violation[0]:
-            best_violation = (v, y)
-        if v > _TOL:
-            continue
-        feasible_runs += 1
-        f = fun(y)[0]
-        if best is None or f < best[0]:
-            best = (f, y)
+    starts = _starts(lin, x_ref, scale, n_starts, seed)
+    first = _run(problem, lin, obj, (), scale, x_ref, starts)
+    stats = {k: v for k, v in first.items() if k != "y"}
+    if not rows or first["y"] is None:
+        best = first["y"]
+    else:
+        y1 = first["y"]
+        check = _run(problem, lin, obj, rows, scale, x_ref, [], evaluate=[y1])
+        if check["y"] is not None:
+            best = y1
+        else:
+            extra = [y1 * t for t in (0.75, 0.5, 0.25)]
+            second = _run(problem, lin, obj, rows, scale, x_ref, [y1, *extra, *starts])
+            best = second["y"]
+            stats["starts"] += second["starts"]
+            stats["feasible_starts"] = second["feasible_starts"]
+            stats["iterations"] += second["iterations"]
     if best is None:
-        raise InfeasibleError(_metric_failure(metric, obj, best_violation[1], metric_f))
+        raise InfeasibleError(_metric_failure(metric, obj))
     return {
-        "x": best[1].reshape(shape) * scale,
-        "starts": len(start_points[: max(n_starts, 1)]),
-        "feasible_starts": feasible_runs,
-        "iterations": iterations,
+        "x": best.reshape(x_ref.shape) * scale,
+        **stats,
         "method": "SLSQP with JAX gradients, multi-start",
     }
 
 
-def _metric_failure(
-    metric: Sequence[tuple[Constraint, list[int] | None]],
+def _min_spend(
+    problem: _Problem,
+    rules: Sequence[Constraint],
     obj: Objective,
-    y: FloatArray | None,
-    metric_f: Any,
-) -> str:
+    channels: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    cap: float | None,
+    x_ref: FloatArray,
+    n_starts: int,
+    seed: int,
+) -> tuple[dict[str, Any], LinearRules]:
+    """The least spend whose best plan reaches the KPI target: bisection on the budget.
+
+    The best KPI for a budget of up to ``B`` never falls as ``B`` grows (curves rise), so the
+    least such ``B`` is found by bisection (to 0.01 %), each step a full allocation.
+    """
+    target = float(obj.target or 0.0)
+    best_kpi = Objective("kpi", risk=obj.risk)
+    ref_total = x_ref.sum(axis=0)
+    periods = x_ref.shape[0]
+    tries = {"starts": 0, "iterations": 0, "steps": 0}
+
+    def best_at(budget: float) -> tuple[FloatArray, float, LinearRules] | None:
+        lin = linear_rules(rules, channels, groups, periods, budget, "up_to", ref_total)
+        if explain_infeasible(lin):
+            return None
+        try:
+            out = _solve(
+                problem, lin, rules, best_kpi, channels, groups, budget, x_ref, n_starts, seed
+            )
+        except InfeasibleError:
+            return None
+        tries["starts"] += out["starts"]
+        tries["iterations"] += out["iterations"]
+        tries["steps"] += 1
+        value = float(summarise(problem.incremental(_to_jnp(out["x"])), obj.risk))
+        return out["x"], value, lin
+
+    high = float(cap) if cap else max(float(x_ref.sum()), 1.0)
+    found = best_at(high)
+    grow = 0
+    while cap is None and (found is None or found[1] < target) and grow < 40:
+        high *= 2.0
+        grow += 1
+        found = best_at(high)
+    if found is None or found[1] < target:
+        best = "nothing" if found is None else f"{found[1]:,.4g}"
+        raise InfeasibleError(
+            f"no plan reaches the KPI target {target:,.4g}"
+            + (f" within the budget cap {cap:,.0f}: the best plan brings {best}" if cap else "")
+            + ". Lower the target"
+            + (" or raise the cap." if cap else ".")
+        )
+    low = 0.0
+    while high - low > 1e-4 * high:
+        mid = 0.5 * (low + high)
+        trial = best_at(mid)
+        if trial is not None and trial[1] >= target:
+            high, found = mid, trial
+        else:
+            low = mid
+    x, _, lin = found
+    return {"x": x, **tries, "feasible_starts": tries["steps"]}, lin
+
+
+def _starts(
+    lin: LinearRules, x_ref: FloatArray, scale: float, n_starts: int, seed: int
+) -> list[FloatArray]:
+    """Starting plans in solver units: the reference scaled to the budget, an even split, a
+    feasible point of the linear rules, then random splits, ``n_starts`` in all."""
+    n = x_ref.size
+    rng = np.random.default_rng(seed)
+    budget_row = bool(lin.labels) and lin.labels[0].startswith("total budget")
+    total = float(lin.hi[0]) / scale if budget_row else 1.0
+    points = []
+    ref_y = x_ref.ravel() / scale
+    if ref_y.sum() > 0:
+        points.append(ref_y * (total / ref_y.sum()))
+    points.append(np.full(n, total / n))
+    point = feasible_point(lin)
+    if point is not None and point.sum() > 0:
+        points.append(point / scale)
+    while len(points) < max(n_starts, 1):
+        points.append(rng.dirichlet(np.ones(n)) * total)
+    return points[: max(n_starts, 1)]
+
+
+def _run(
+    problem: _Problem,
+    lin: LinearRules,
+    obj: Objective,
+    rows: tuple[tuple[float, tuple[int, ...] | None], ...],
+    scale: float,
+    x_ref: FloatArray,
+    starts: Sequence[FloatArray],
+    evaluate: Sequence[FloatArray] = (),
+) -> dict[str, Any]:
+    """SLSQP from each start; the best plan (solver units) that keeps every rule, or None.
+    ``evaluate``: plans only checked (no optimisation)."""
+    from scipy.optimize import minimize
+
+    n = x_ref.size
+    fns = problem.fns
+    rm, gap, data = problem.rm, problem.gap, problem.data
+    margin = float(obj.margin or 0.0)
+    target = float(obj.target or 0.0) if obj.kind == "min_spend" else 0.0
+    kind = obj.kind
+    # The loss's unit: the objective's size at the reference plan, or at an even split of the
+    # budget when the reference brings nothing, so the solver works on O(1) numbers.
+    norm = 1.0
+    if kind != "min_spend":
+        for y in (x_ref.ravel() / scale, np.full(n, 1.0 / n)):
+            v0, _ = fns["loss"](rm, gap, kind, obj.risk, data, scale, 1.0, margin, _to_jnp(y))
+            if abs(float(v0)) > 1e-9:
+                norm = abs(float(v0))
+                break
+
+    def metric_f(y: Any) -> FloatArray:
+        out = fns["metrics"](rm, gap, obj.risk, rows, target, data, scale, _to_jnp(y))
+        return np.asarray(out, dtype=np.float64)
+
+    def metric_j(y: Any) -> FloatArray:
+        out = fns["metrics_jac"](rm, gap, obj.risk, rows, target, data, scale, _to_jnp(y))
+        return np.asarray(out, dtype=np.float64).reshape(-1, n)
+
+    # ROI/CPA rules and a KPI target are nonlinear, and SLSQP stalls ("inequality
+    # constraints incompatible") when it starts where they fail. So they are elastic: each
+    # gets a slack s >= 0 (g(y) + s >= 0) that costs PENALTY per unit in the loss; a start
+    # is always feasible, and the slack is zero at the end whenever the rule can hold (an
+    # exact penalty: PENALTY exceeds the rules' multipliers on the loss's O(1) scale).
+    k = len(rows) + (1 if target > 0 else 0)
+    A = np.hstack([lin.A, np.zeros((len(lin.labels), k))])
+    lo, hi = lin.lo / scale, lin.hi / scale
+    eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
+    ineq = [(A[i], lo[i]) for i in np.flatnonzero(~eq) if np.isfinite(lo[i])]
+    ineq += [(-A[i], -hi[i]) for i in np.flatnonzero(~eq) if np.isfinite(hi[i])]
+    cons: list[dict[str, Any]] = []
+    if eq.any():
+        A_eq, b_eq = A[eq], lo[eq]
+        cons.append({"type": "eq", "fun": lambda z: A_eq @ z - b_eq, "jac": lambda z: A_eq})
+    if ineq:
+        A_in = np.array([r[0] for r in ineq])
+        b_in = np.array([r[1] for r in ineq])
+        cons.append({"type": "ineq", "fun": lambda z: A_in @ z - b_in, "jac": lambda z: A_in})
+    if k:
+        cons.append(
+            {
+                "type": "ineq",
+                "fun": lambda z: metric_f(z[:n]) + z[n:],
+                "jac": lambda z: np.hstack([metric_j(z[:n]), np.eye(k)]),
+            }
+        )
+
+    def fun(z: FloatArray) -> tuple[float, FloatArray]:
+        v, g = fns["loss"](rm, gap, kind, obj.risk, data, scale, norm, margin, _to_jnp(z[:n]))
+        grad = np.r_[np.asarray(g, dtype=np.float64), np.full(k, PENALTY)]
+        return float(v) + PENALTY * float(z[n:].sum()), grad
+
+    def violation(y: FloatArray) -> float:
+        r = lin.A @ y
+        worst = float(np.max(np.r_[lo - r, r - hi, -y, 0.0]))
+        if k:
+            worst = max(worst, float(np.max(np.r_[-metric_f(y), 0.0])))
+        return worst
+
+    best: tuple[float, FloatArray] | None = None
+    iterations = feasible = 0
+    for y0 in [*starts, *evaluate]:
+        y = y0
+        if not any(y0 is e for e in evaluate):
+            slack = np.maximum(-metric_f(y0), 0.0) if k else np.zeros(0)
+            res = minimize(
+                fun,
+                np.r_[y0, slack],
+                jac=True,
+                method="SLSQP",
+                bounds=[(0.0, None)] * (n + k),
+                constraints=cons,
+                options={"maxiter": 300, "ftol": FTOL},
+            )
+            iterations += int(res.nit)
+            y = np.maximum(np.asarray(res.x, dtype=np.float64)[:n], 0.0)
+        if violation(y) > _TOL:
+            continue
+        feasible += 1
+        f = fun(np.r_[y, np.zeros(k)])[0]
+        if best is None or f < best[0]:
+            best = (f, y)
+    return {
+        "y": None if best is None else best[1],
+        "starts": len(starts),
+        "feasible_starts": feasible,
+        "iterations": iterations,
+    }
+
+
+def _metric_failure(metric: Sequence[tuple[Constraint, list[int] | None]], obj: Objective) -> str:
     if not metric and obj.kind != "min_spend":
         return "no plan found that keeps every rule (the optimiser did not converge)"
     names = [str(r) for r, _ in metric]
@@ -672,9 +807,10 @@ def _check_rules(
             by = problem.by_channel(_to_jnp(x))[:, idx].sum(axis=1)
             incr = float(summarise(by, obj.risk))
             spend = float(x[:, idx].sum())
-        level = incr / spend if rule.kind == "roi" else spend / max(incr, 1e-12)
         if spend == 0:
-            level = float("nan")
+            level = float("nan")  # no spend: the rule has nothing to judge
+        else:
+            level = incr / spend if rule.kind == "roi" else spend / max(incr, 1e-12)
         ok = (
             spend == 0
             or (rule.op == ">=" and level >= rule.value * (1 - 1e-4))

@@ -6,7 +6,7 @@ One rule per string (``parse_constraint``); ``NAME`` is a channel or a group of 
 ==============================  =====================================================
 ``brand>=30%`` / ``brand>=0.3``  the group's (or channel's) share of the total spend
 ``brand=30%+-5%``               a share within a tolerance (20/50/30 splits: one per group)
-``tv>=100000``                  an amount (a number above 1 is an amount, ≤ 1 a share)
+``tv>=100000``                  an amount (a share needs % or a fraction such as 0.3)
 ``tv<=+20%`` / ``tv>=-10%``     change against the reference (current) plan's amount
 ``tv=current``                  fixed at the reference plan's amount; ``tv=50000`` fixed
 ``roi>=2`` / ``roi[search]>=2`` overall (or a channel's / group's) KPI per unit of spend
@@ -120,7 +120,7 @@ def parse_constraint(text: str) -> Constraint:
     value = _number(rhs, text)
     if value < 0:
         raise ConstraintError(f"{text!r}: amounts and shares must be >= 0")
-    if value <= 1 and op != "=":
+    if value < 1 and "." in rhs and op != "=":
         return Constraint("share", lhs, op_t, value, text=text)
     return Constraint("fixed" if op == "=" else "amount", lhs, op_t, value, text=text)
 

@@ -68,7 +68,7 @@ class Horizon:
 
     def assumption(self) -> str:
         unit = "week" if self.period_days == 7 else f"{self.period_days}-day period"
-        if self.n_budget == 1 and self.n_model == 1 and self.starts[0] is None:
+        if self.n_budget == 1 and self.n_model == 1 and self.gap == 0:
             return (
                 f"The budget is for one {unit} (the model's frequency), spent at a steady "
                 "daily rate; its carry-over into later periods is counted."
@@ -140,7 +140,8 @@ def horizon(
     """The :class:`Horizon` of a spec for a model of ``period_days`` whose data end the day
     before ``next_date`` (``None``: a model without dates, only counts are possible)."""
     tail = max(int(carry_periods) - 1, 0)
-    if spec is None or isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+    count = isinstance(spec, str) and spec.isdigit() and len(spec) < 4  # "2026" is a year
+    if spec is None or isinstance(spec, int) or count:
         n = 1 if spec is None else int(spec)
         if not 1 <= n <= 520:
             raise PeriodError(f"the number of periods must be 1 … 520, got {n}")
@@ -177,7 +178,10 @@ def horizon(
     for b, (_, start, end) in enumerate(periods):
         days = (end - start).days
         for p, ms in enumerate(model_starts):
-            overlap = (min(ms + step, end) - max(ms, start)).days
+            # Days of the horizon before the first model period (the data's last period
+            # overlaps them) are spent in the first model period.
+            begin = min(ms, first) if p == 0 else ms
+            overlap = (min(ms + step, end) - max(begin, start)).days
             if overlap > 0:
                 spread[p, b] = overlap / days
     return Horizon(

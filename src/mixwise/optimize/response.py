@@ -339,7 +339,7 @@ class TruthResponse:
         """Direct effect and saturation per plan day, ``(days, C)`` each."""
         import jax.numpy as jnp
 
-        from mixwise.mmm.transforms import causal_convolve
+        from mixwise.mmm.transforms import causal_convolve, hill_saturation
 
         x = _check_plan(plan, self.channels)
         dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
@@ -347,9 +347,7 @@ class TruthResponse:
         lead = jnp.asarray(self.history if carry_over else np.zeros_like(self.history), dtype)
         full = jnp.concatenate([lead, days], axis=0)
         ad = causal_convolve(full, jnp.asarray(self.weights, dtype))[lead.shape[0] :]
-        positive = ad > 0
-        ratio = jnp.where(positive, ad, 1.0) / jnp.asarray(self.half, dtype)
-        sat = jnp.where(positive, 1.0 / (1.0 + ratio ** -jnp.asarray(self.shape, dtype)), 0.0)
+        sat = hill_saturation(ad, jnp.asarray(self.half, dtype), jnp.asarray(self.shape, dtype))
         return sat * jnp.asarray(self.effect, dtype), sat
 
     def _per_period(self, daily: Any) -> Any:
