@@ -760,6 +760,243 @@ def _print_mmm(summary: dict[str, Any]) -> None:
         click.echo(f"note: {note}")
 
 
+@main.command()
+@click.option(
+    "--budget", type=float, help="Money to allocate over the horizon (a cap with --up-to)."
+)
+@click.option(
+    "--periods",
+    help="Horizon: 2026-01..2026-03 (months), 2026-W01..2026-W13, 2026-Q4, 2026-11, 2026, or a "
+    "number of model periods. Default: one period of the model's frequency.",
+)
+@click.option(
+    "--constraint",
+    "-c",
+    "constraints",
+    multiple=True,
+    help="A rule, repeatable: brand>=30%, brand=30%+-5%, tv>=100000, tv<=+20%, tv=current, "
+    "roi>=2, roi[search]>=1.5, cpa<=40, period<=200000, tv/period<=50000.",
+)
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    help="A channel group rules may name, repeatable: brand=tv,video,social.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["revenue", "conversions", "profit", "min-spend"]),
+    default="revenue",
+    show_default=True,
+    help="Maximise the KPI (revenue or conversions), profit (needs --margin), or find the "
+    "least spend reaching --target.",
+)
+@click.option("--margin", type=float, help="Profit per KPI unit (the profit objective).")
+@click.option("--target", type=float, help="Incremental KPI to reach (the min-spend objective).")
+@click.option(
+    "--risk",
+    default="mean",
+    show_default=True,
+    help="Summary over posterior draws: mean, q10 (10 %% quantile), cvar10 (worst 10 %% mean).",
+)
+@click.option("--up-to", is_flag=True, help="Spend at most the budget instead of exactly.")
+@click.option("--run", type=int, help="MMM run to plan with (default: the latest).")
+@click.option(
+    "--curves",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Plan with Hill curves from a CSV (channel,half,slope,max_effect[,decay,current_spend]) "
+    "instead of an MMM run.",
+)
+@click.option(
+    "--points",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Plan with response points from a CSV (channel,spend,outcome[,current_spend]).",
+)
+@click.option("--force", is_flag=True, help="Use an MMM run whose verdict is 'do not use'.")
+@click.option(
+    "--draws",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Posterior draws to plan over (evenly thinned).",
+)
+@click.option(
+    "--starts",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Optimiser starts (curves are not concave).",
+)
+@click.option("--save", "save_as", help="Save the plan as a named scenario in the workspace.")
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the plan (period, channel, amount) to a .csv or .xlsx file.",
+)
+@workspace_option
+@json_option
+def optimize(
+    budget: float | None,
+    periods: str | None,
+    constraints: tuple[str, ...],
+    groups: tuple[str, ...],
+    objective: str,
+    margin: float | None,
+    target: float | None,
+    risk: str,
+    up_to: bool,
+    run: int | None,
+    curves: Path | None,
+    points: Path | None,
+    force: bool,
+    draws: int,
+    starts: int,
+    save_as: str | None,
+    export_to: Path | None,
+    workspace_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Recommend how to split a budget across channels (and periods), with the predicted
+    KPI and an interval, every rule checked, and the reason for each change against the
+    current plan.
+
+    \b
+    Examples:
+      mixwise optimize --budget 1000000
+      mixwise optimize --budget 12000000 --periods 2026-10..2026-12 \\
+          --group brand=tv,video --constraint "brand>=30%" --constraint "tv<=+20%"
+      mixwise optimize --objective min-spend --target 5000000 --json
+      mixwise optimize --budget 50000 --curves curves.csv
+    """
+    from mixwise.optimize import Objective, allocate
+
+    if curves and points:
+        raise click.UsageError("give --curves or --points, not both")
+    if objective != "min-spend" and budget is None:
+        raise click.UsageError("--budget is required (except with --objective min-spend)")
+    if export_to and export_to.suffix.lower() not in (".csv", ".xlsx"):
+        raise click.UsageError("--export takes a .csv or .xlsx file name")
+    group_map: dict[str, tuple[str, ...]] = {}
+    for text in groups:
+        name, sep, members = text.partition("=")
+        if not sep or not name.strip() or not _names(members):
+            raise click.UsageError(f"--group {text!r}: expected NAME=channel,channel")
+        group_map[name.strip()] = tuple(_names(members))
+    period_spec: str | int | None = periods
+    try:
+        goal = Objective(
+            "min_spend" if objective == "min-spend" else objective,  # type: ignore[arg-type]
+            margin=margin,
+            target=target,
+            risk=risk,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    def plan(rm: Any) -> Any:
+        try:
+            return allocate(
+                rm,
+                budget,
+                list(constraints),
+                goal,
+                periods=period_spec,
+                groups=group_map,
+                budget_mode="up_to" if up_to else "exact",
+                starts=starts,
+                force=force,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    source: dict[str, Any]
+    if curves or points:
+        from mixwise.optimize.sources import from_file
+
+        try:
+            rm = from_file(curves or points, "hill" if curves else "points")  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        source = {"curves": str(curves or points)}
+        result = plan(rm)
+        if save_as:
+            raise click.UsageError("--save needs a workspace run; curves files are not saved")
+    else:
+        from mixwise.mmm.response import UnusableModelError
+        from mixwise.mmm.runs import RunNotFound
+        from mixwise.optimize.sources import from_run
+
+        with _open_workspace(workspace_dir) as ws:
+            try:
+                rm, run_id = from_run(ws, run, force=force, draws=draws)
+            except RunNotFound as exc:
+                raise click.ClickException(
+                    f"{exc}; fit a model first (mixwise mmm fit) or plan with --curves FILE"
+                ) from exc
+            except UnusableModelError as exc:
+                raise click.ClickException(f"{exc} (--force)") from exc
+            source = {"run": run_id}
+            result = plan(rm)
+            if save_as:
+                from mixwise.optimize.scenarios import save_scenario
+
+                source["scenario"] = save_scenario(ws, save_as, result, run_id=run_id)
+    if export_to:
+        frame = result.to_frame(save_as or "plan")
+        if export_to.suffix.lower() == ".csv":
+            frame.to_csv(export_to, index=False)
+        else:
+            frame.to_excel(export_to, index=False, sheet_name="plan")
+        source["export"] = str(export_to)
+    if as_json:
+        _emit({**source, **result.to_dict()})
+        return
+    _print_allocation(result, source)
+
+
+def _print_allocation(result: Any, source: dict[str, Any]) -> None:
+    per = "ROI" if result.kpi_type == "revenue" else "KPI/spend"
+    origin = f"run {source['run']}" if "run" in source else source.get("curves", "")
+    hz = result.horizon
+    click.echo(
+        f"plan over {hz.labels[0]}{' … ' + hz.labels[-1] if hz.n_budget > 1 else ''} "
+        f"({origin}, {result.solver['draws']} draws), objective {result.objective.kind} "
+        f"({result.objective.risk})"
+    )
+    click.echo(
+        f"{'channel':<20}{'current':>14}{'recommended':>14}{'change':>9}{per:>11}{'marginal':>10}"
+    )
+    for name, row in result.channels.iterrows():
+        change = f"{row['change_pct']:+.0f} %" if row["reference"] > 0 else "new"
+        roi = f"{row['roi']:.2f}" if row["spend"] > 0 else "–"
+        click.echo(
+            f"{name!s:<20}{row['reference']:>14,.0f}{row['spend']:>14,.0f}{change:>9}"
+            f"{roi:>11}{row['marginal_roi']:>10.2f}"
+        )
+    click.echo(f"{'total':<20}{result.reference_spend:>14,.0f}{result.spend:>14,.0f}")
+    if hz.n_budget > 1:
+        click.echo("")
+        click.echo(result.plan.round(0).to_string())
+    k, ref = result.kpi, result.reference_kpi
+    click.echo(
+        f"predicted incremental {result.kpi_name}: {k['mean']:,.0f} [{k['lower']:,.0f}, "
+        f"{k['upper']:,.0f}] (current plan: {ref['mean']:,.0f} [{ref['lower']:,.0f}, "
+        f"{ref['upper']:,.0f}])"
+    )
+    for rule in result.rules:
+        value = f" ({rule['value']:.3g})" if rule.get("value") is not None else ""
+        click.echo(f"rule {'ok ' if rule['ok'] else 'NOT'} {rule['rule']}{value}")
+    for reason in result.reasons:
+        click.echo(f"why: {reason}")
+    for text in result.assumptions:
+        click.echo(f"assumption: {text}")
+    if "scenario" in source:
+        click.echo(f"saved as scenario {source['scenario']}")
+    if "export" in source:
+        click.echo(f"written to {source['export']}")
+
+
 @main.group()
 def user() -> None:
     """Manage local user accounts (roles: viewer < analyst < budget_owner < approver < admin)."""

@@ -133,6 +133,27 @@ class Allocation:
     def roi(self) -> float:
         return self.kpi["mean"] / self.spend if self.spend > 0 else float("nan")
 
+    def to_frame(self, name: str = "plan") -> pd.DataFrame:
+        """The plan in long form, one row per budget period and channel: ``scenario``,
+        ``period``, ``start``, ``end`` (exclusive; empty for periods without dates),
+        ``channel``, ``amount`` — the shape a budget plan is created from."""
+        hz = self.horizon
+        rows = []
+        for b, label in enumerate(self.plan.index):
+            start, end = hz.starts[b], hz.ends[b]
+            for channel in self.plan.columns:
+                rows.append(
+                    {
+                        "scenario": name,
+                        "period": str(label),
+                        "start": "" if start is None else start.date().isoformat(),
+                        "end": "" if end is None else end.date().isoformat(),
+                        "channel": str(channel),
+                        "amount": round(float(self.plan.loc[label, channel]), 2),
+                    }
+                )
+        return pd.DataFrame(rows)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (unknown numbers, such as the ROI of no spend, are None)."""
 
