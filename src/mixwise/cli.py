@@ -827,6 +827,12 @@ def _print_mmm(summary: dict[str, Any]) -> None:
     show_default=True,
     help="Optimiser starts (curves are not concave).",
 )
+@click.option(
+    "--frontier",
+    is_flag=True,
+    help="Instead of one plan: the best plan's predicted KPI and marginal ROI at budgets from "
+    "-50 % to +50 % of --budget.",
+)
 @click.option("--save", "save_as", help="Save the plan as a named scenario in the workspace.")
 @click.option(
     "--export",
@@ -852,6 +858,7 @@ def optimize(
     force: bool,
     draws: int,
     starts: int,
+    frontier: bool,
     save_as: str | None,
     export_to: Path | None,
     workspace_dir: Path | None,
@@ -894,7 +901,31 @@ def optimize(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
 
+    if frontier and (budget is None or objective == "min-spend" or save_as or export_to):
+        raise click.UsageError("--frontier takes --budget, and not --save, --export or min-spend")
+
     def plan(rm: Any) -> Any:
+        if frontier:
+            from mixwise.optimize.scenarios import frontier as efficient
+
+            try:
+                table = efficient(
+                    rm,
+                    float(budget or 0.0),
+                    constraints=list(constraints),
+                    objective=goal,
+                    periods=period_spec,
+                    groups=group_map,
+                    starts=starts,
+                    force=force,
+                )
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+            if as_json:
+                _emit(json.loads(table.to_json(orient="records")))
+            else:
+                click.echo(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+            raise SystemExit(0)
         try:
             return allocate(
                 rm,
@@ -995,6 +1026,257 @@ def _print_allocation(result: Any, source: dict[str, Any]) -> None:
         click.echo(f"saved as scenario {source['scenario']}")
     if "export" in source:
         click.echo(f"written to {source['export']}")
+
+
+@main.group()
+def scenario() -> None:
+    """Named budget plans: list, show, compare side by side, export, activate, delete; the
+    current plan and manual what-ifs (plans come from `mixwise optimize --save NAME`)."""
+
+
+def _scenario_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    from mixwise.optimize.scenarios import ScenarioNotFound
+
+    try:
+        return fn(*args, **kwargs)
+    except (ScenarioNotFound, ValueError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from exc
+
+
+@scenario.command("list")
+@workspace_option
+@json_option
+def scenario_list(workspace_dir: Path | None, as_json: bool) -> None:
+    """List the saved scenarios (* marks the active plan)."""
+    from mixwise.optimize.scenarios import list_scenarios
+
+    with _open_workspace(workspace_dir) as ws:
+        items = list_scenarios(ws)
+    if as_json:
+        _emit([{k: v for k, v in i.as_dict().items() if k != "plan"} for i in items])
+        return
+    if not items:
+        click.echo("no scenarios yet: mixwise optimize --budget AMOUNT --save NAME")
+        return
+    click.echo(f"  {'name':<24}{'kind':<11}{'spend':>14}{'predicted KPI':>16}  updated")
+    for i in items:
+        kpi = i.kpi.get("mean")
+        click.echo(
+            f"{'*' if i.active else ' '} {i.name:<24}{i.kind:<11}{i.spend:>14,.0f}"
+            f"{(kpi if kpi is not None else float('nan')):>16,.0f}  {i.updated_at[:16]}"
+        )
+
+
+@scenario.command("show")
+@click.argument("name")
+@workspace_option
+@json_option
+def scenario_show(name: str, workspace_dir: Path | None, as_json: bool) -> None:
+    """Show a scenario: its request, prediction, amounts per period and channel, reasons."""
+    from mixwise.optimize.scenarios import get_scenario
+
+    with _open_workspace(workspace_dir) as ws:
+        item = _scenario_call(get_scenario, ws, name)
+    if as_json:
+        _emit(item.as_dict())
+        return
+    r = item.result
+    click.echo(f"scenario {item.name} ({item.kind}{', active' if item.active else ''})")
+    k = r.get("kpi") or {}
+    click.echo(
+        f"spend {r.get('spend', 0):,.0f}; predicted incremental {r.get('kpi_name', 'KPI')} "
+        f"{k.get('mean', 0):,.0f} [{k.get('lower', 0):,.0f}, {k.get('upper', 0):,.0f}]"
+    )
+    frame = item.frame()
+    if not frame.empty:
+        table = frame.pivot_table(index="period", columns="channel", values="amount", sort=False)
+        click.echo(table.round(0).to_string())
+    for reason in r.get("reasons") or []:
+        click.echo(f"why: {reason}")
+
+
+@scenario.command("compare")
+@click.argument("names", nargs=-1, required=True)
+@workspace_option
+@json_option
+def scenario_compare(names: tuple[str, ...], workspace_dir: Path | None, as_json: bool) -> None:
+    """Scenarios side by side: spend, predicted KPI with interval, ROI, and per channel the
+    amount and marginal ROI."""
+    from mixwise.optimize.scenarios import compare, get_scenario
+
+    with _open_workspace(workspace_dir) as ws:
+        items = [_scenario_call(get_scenario, ws, n) for n in names]
+    table = compare(items)
+    if as_json:
+        _emit(json.loads(table.to_json()))
+        return
+    click.echo(table.to_string(float_format=lambda v: f"{v:,.2f}"))
+
+
+@scenario.command("export")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@workspace_option
+def scenario_export(name: str, file: Path, workspace_dir: Path | None) -> None:
+    """Write a scenario's amounts (scenario, period, start, end, channel, amount) to a .csv
+    or .xlsx file."""
+    from mixwise.optimize.scenarios import get_scenario
+
+    if file.suffix.lower() not in (".csv", ".xlsx"):
+        raise click.UsageError("the file must end in .csv or .xlsx")
+    with _open_workspace(workspace_dir) as ws:
+        item = _scenario_call(get_scenario, ws, name)
+    frame = item.frame()
+    if file.suffix.lower() == ".csv":
+        frame.to_csv(file, index=False)
+    else:
+        frame.to_excel(file, index=False, sheet_name="plan")
+    click.echo(f"written {len(frame)} rows to {file}")
+
+
+@scenario.command("activate")
+@click.argument("name")
+@workspace_option
+def scenario_activate(name: str, workspace_dir: Path | None) -> None:
+    """Make a scenario the active plan (the one `mixwise reallocate` reviews)."""
+    from mixwise.optimize.scenarios import set_active
+
+    with _open_workspace(workspace_dir) as ws:
+        _scenario_call(set_active, ws, name, actor="cli")
+    click.echo(f"{name} is the active plan")
+
+
+@scenario.command("delete")
+@click.argument("name")
+@workspace_option
+def scenario_delete(name: str, workspace_dir: Path | None) -> None:
+    """Delete a scenario."""
+    from mixwise.optimize.scenarios import delete_scenario
+
+    with _open_workspace(workspace_dir) as ws:
+        _scenario_call(delete_scenario, ws, name, actor="cli")
+    click.echo(f"deleted {name}")
+
+
+@scenario.command("what-if")
+@click.argument("name")
+@click.option(
+    "--amount",
+    "amounts",
+    multiple=True,
+    help="channel=amount over the horizon, repeatable (channels left out get nothing); "
+    "without any, the current plan (the data's average spend rate).",
+)
+@click.option("--periods", help="Horizon, as for `mixwise optimize` (default one period).")
+@click.option("--run", type=int, help="MMM run (default: the latest).")
+@click.option("--force", is_flag=True, help="Use an MMM run whose verdict is 'do not use'.")
+@workspace_option
+@json_option
+def scenario_what_if(
+    name: str,
+    amounts: tuple[str, ...],
+    periods: str | None,
+    run: int | None,
+    force: bool,
+    workspace_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Predict a plan you write (or the current plan) and save it as scenario NAME.
+
+    \b
+    Examples:
+      mixwise scenario what-if current
+      mixwise scenario what-if more-tv --amount tv=400000 --amount search=150000
+    """
+    from mixwise.mmm.response import UnusableModelError
+    from mixwise.mmm.runs import RunNotFound
+    from mixwise.optimize.allocate import evaluate_plan
+    from mixwise.optimize.scenarios import save_scenario
+    from mixwise.optimize.sources import from_run
+
+    plan: dict[str, float] = {}
+    for text in amounts:
+        channel, sep, value = text.partition("=")
+        try:
+            plan[channel.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not channel.strip() or plan.get(channel.strip(), -1) < 0:
+            raise click.UsageError(f"--amount {text!r}: expected channel=amount (>= 0)")
+    with _open_workspace(workspace_dir) as ws:
+        try:
+            rm, run_id = from_run(ws, run, force=force)
+        except (RunNotFound, UnusableModelError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            if plan:
+                result = evaluate_plan(rm, plan, periods=periods, force=force)
+            else:
+                from mixwise.optimize.periods import horizon
+
+                hz = horizon(periods, rm.period_days, rm.next_date, rm.carry_periods)
+                current = [
+                    rm.history_mean * hz.days(i) / hz.period_days for i in range(hz.n_budget)
+                ]
+                result = evaluate_plan(rm, current, periods=periods, force=force)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        kind = "manual" if plan else "current"
+        scenario_id = _scenario_call(save_scenario, ws, name, result, kind=kind, run_id=run_id)
+    if as_json:
+        _emit({"scenario": scenario_id, "run": run_id, **result.to_dict()})
+        return
+    _print_allocation(result, {"run": run_id, "scenario": scenario_id})
+
+
+@main.command()
+@click.option(
+    "--max-change",
+    default=0.2,
+    show_default=True,
+    type=float,
+    help="The most a channel may move from the plan, as a share (0.2 = ±20 %).",
+)
+@click.option("--scenario", "scenario_name", help="Plan to review (default: the active one).")
+@click.option("--run", type=int, help="MMM run (default: the latest).")
+@click.option("--force", is_flag=True, help="Use an MMM run whose verdict is 'do not use'.")
+@click.option("--save", "save_as", help="Save the proposal as a scenario.")
+@workspace_option
+@json_option
+def reallocate(
+    max_change: float,
+    scenario_name: str | None,
+    run: int | None,
+    force: bool,
+    save_as: str | None,
+    workspace_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Propose changes to the active plan from the newest model run, each with its reason
+    (for the monthly or quarterly review): same budget, periods and rules, every channel
+    within ±MAX-CHANGE of its amount in the plan."""
+    from mixwise.mmm.response import UnusableModelError
+    from mixwise.mmm.runs import RunNotFound
+    from mixwise.optimize.scenarios import reallocate as propose
+    from mixwise.optimize.scenarios import save_scenario
+    from mixwise.optimize.sources import from_run
+
+    with _open_workspace(workspace_dir) as ws:
+        try:
+            rm, run_id = from_run(ws, run, force=force)
+        except (RunNotFound, UnusableModelError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        base, result = _scenario_call(
+            propose, ws, rm, max_change=max_change, scenario=scenario_name, force=force
+        )
+        source: dict[str, Any] = {"run": run_id, "reviewed": base.name}
+        if save_as:
+            source["scenario"] = _scenario_call(save_scenario, ws, save_as, result, run_id=run_id)
+    if as_json:
+        _emit({**source, **result.to_dict()})
+        return
+    click.echo(f"review of plan {base.name} with run {run_id}:")
+    _print_allocation(result, source)
 
 
 @main.group()

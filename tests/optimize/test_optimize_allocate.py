@@ -227,7 +227,7 @@ def test_an_unusable_model_is_refused_unless_forced() -> None:
         (lambda: allocate(concave(), 10.0, ["radio>=5"]), "'radio' is neither a channel"),
         (lambda: allocate(concave(), 10.0, groups={"tv": ("tv",)}), "group names must differ"),
         (lambda: allocate(concave(), 10.0, periods="2026-01"), "no dates"),
-        (lambda: allocate(concave(), 10.0, reference=[1.0, 2.0]), "reference must be 5"),
+        (lambda: allocate(concave(), 10.0, reference=[1.0, 2.0]), "reference must be 5 amounts"),
     ],
 )
 def test_bad_requests_get_clear_errors(call: Any, message: str) -> None:
@@ -276,3 +276,22 @@ def test_the_optimum_on_the_true_curves_beats_the_historical_plan(market: Any) -
     assert got.kpi["mean"] > got.reference_kpi["mean"] * 1.01
     assert got.spend == pytest.approx(budget, rel=1e-6)
     assert any("move" in r for r in got.reasons)
+
+
+def test_kinked_curves_are_solved_to_equal_marginal_returns() -> None:
+    """Hill slopes below 1 rise infinitely steeply at zero spend: SLSQP's quasi-Newton model
+    stopped early there (a real MMM run left channels at zero whose marginal ROI was above
+    the plan's). Every channel must be funded and the marginal ROIs equal."""
+    rm = HillResponse(
+        channels=CHANNELS,
+        half=[500.0, 100.0, 20.0, 5.0, 200.0],
+        slope=[0.9, 0.5, 0.4, 0.7, 0.6],
+        max_effect=[900.0, 150.0, 60.0, 20.0, 200.0],
+        decay=[0.6, 0.3, 0.0, 0.0, 0.2],
+        current=[300.0, 50.0, 40.0, 10.0, 100.0],
+        history=np.tile([300.0, 50.0, 40.0, 10.0, 100.0], (8, 1)),
+    )
+    got = allocate(rm, 500.0)
+    m = got.channels["marginal_roi"]
+    assert (got.channels["spend"] > 0.5).all(), got.channels["spend"]
+    assert m.max() - m.min() <= 0.01 * m.max(), m

@@ -15,7 +15,7 @@ def test_migrations_are_applied_once_and_reopening_is_harmless(settings: Setting
     with Workspace.open(settings.home, settings) as ws:
         assert ws.currency == "EUR"
         with ws.state.session() as s:
-            assert s.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert s.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_sqlite_pragmas(tmp_path: Path) -> None:

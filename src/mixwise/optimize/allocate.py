@@ -58,6 +58,7 @@ _TOL = 1e-6  # constraint tolerance, relative to the budget (or the KPI target)
 # ~1e-7, and a tighter tolerance only ends in failed line searches.
 FTOL = 1e-8
 PENALTY = 100.0
+RESTARTS = 6  # SLSQP runs per start at most (see _run)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class Allocation:
     assumptions: list[str]
     solver: dict[str, Any]
     horizon: Horizon = field(repr=False)
+    request: dict[str, Any] = field(default_factory=dict)  # what was asked (for scenarios)
 
     @property
     def roi(self) -> float:
@@ -191,6 +193,7 @@ class Allocation:
             "reasons": self.reasons,
             "assumptions": self.assumptions,
             "solver": self.solver,
+            "request": self.request,
         }
 
 
@@ -386,14 +389,18 @@ def allocate(
     hz = horizon(periods, rm.period_days, rm.next_date, rm.carry_periods)
     c, b = len(channels), hz.n_budget
     if reference is not None:
-        current = np.asarray(reference, dtype=np.float64).reshape(-1)
-        if current.shape != (c,) or np.any(current < 0):
-            raise ValueError(f"reference must be {c} amounts per period >= 0 ({channels})")
-        rm_ref = current
+        given = np.asarray(reference, dtype=np.float64)
+        if given.shape not in ((c,), (b, c)) or np.any(given < 0) or not np.all(np.isfinite(given)):
+            raise ValueError(
+                f"reference must be {c} amounts per model period ({channels}) or a "
+                f"{b} x {c} plan, all >= 0"
+            )
+    if reference is not None and given.shape == (b, c):
+        ref_plan = given  # a plan over the same budget periods (e.g. the active scenario)
     else:
-        rm_ref = np.asarray(rm.history_mean, dtype=np.float64)
-    # The current plan per budget period: its rate per model period × the period's length.
-    ref_plan = np.array([rm_ref * hz.days(i) / hz.period_days for i in range(b)])
+        rate = given if reference is not None else np.asarray(rm.history_mean, dtype=np.float64)
+        # The current plan per budget period: its rate per model period × the period's length.
+        ref_plan = np.array([rate * hz.days(i) / hz.period_days for i in range(b)])
     ref_total = ref_plan.sum(axis=0)
     mode = budget_mode if obj.kind != "min_spend" else "up_to"  # a spend target: a cap at most
     lin = linear_rules(rules, channels, groups, b, budget, mode, ref_total)
@@ -419,6 +426,73 @@ def allocate(
     result.solver.update(
         {k: v for k, v in solved.items() if k != "x"}, seconds=time.perf_counter() - t0
     )
+    result.request = {
+        "budget": budget,
+        "budget_mode": budget_mode,
+        "periods": periods,
+        "constraints": [str(r) for r in rules],
+        "groups": {k: list(v) for k, v in groups.items()},
+        "objective": obj.kind,
+        "margin": obj.margin,
+        "target": obj.target,
+        "risk": obj.risk,
+    }
+    return result
+
+
+def evaluate_plan(
+    response_model: ResponseModel,
+    plan: Any,
+    *,
+    periods: str | int | None = None,
+    reference: Any = None,
+    risk: str = "mean",
+    force: bool = False,
+) -> Allocation:
+    """The predicted outcome of a given plan (a manual what-if, or the current plan), in the
+    same form as :func:`allocate`'s, without optimising.
+
+    ``plan``: a ``(budget periods, channels)`` array or DataFrame (columns = channels), or a
+    mapping channel → amount over the horizon (spread over the periods by their days;
+    channels left out get nothing).
+    """
+    rm = response_model
+    if not getattr(rm, "usable", True) and not force:
+        raise UnusableModelError(
+            f"the response model is not usable ({getattr(rm, 'verdict', '')}); refit the "
+            "model, or force its use"
+        )
+    hz = horizon(periods, rm.period_days, rm.next_date, rm.carry_periods)
+    channels = list(rm.channels)
+    b = hz.n_budget
+    days = np.array([hz.days(i) for i in range(b)])
+    if isinstance(plan, Mapping):
+        unknown = sorted(set(plan) - set(channels))
+        if unknown:
+            raise ValueError(f"the plan names unknown channels {unknown}; channels: {channels}")
+        totals = np.array([float(plan.get(c, 0.0)) for c in channels])
+        x = np.outer(days / days.sum(), totals)
+    elif isinstance(plan, pd.DataFrame):
+        unknown = sorted(set(map(str, plan.columns)) - set(channels))
+        if unknown:
+            raise ValueError(f"the plan names unknown channels {unknown}; channels: {channels}")
+        x = plan.reindex(columns=channels, fill_value=0.0).to_numpy(dtype=np.float64)
+    else:
+        x = np.asarray(plan, dtype=np.float64)
+    if x.shape != (b, len(channels)):
+        raise ValueError(
+            f"the plan must be {b} period(s) x {len(channels)} channels, got {x.shape}"
+        )
+    if not np.all(np.isfinite(x)) or np.any(x < 0):
+        raise ValueError("plan amounts must be finite and >= 0")
+    current = rm.history_mean if reference is None else np.asarray(reference, dtype=np.float64)
+    x_ref = np.array([current * hz.days(i) / hz.period_days for i in range(b)])
+    lin = linear_rules([], channels, {}, b, None, "exact", x_ref.sum(axis=0))
+    obj = Objective("kpi", risk=risk)
+    result = _describe(
+        _Problem(rm, hz), x, x_ref, [], lin, obj, channels, {}, _kpi_type(rm.kpi_name)
+    )
+    result.request = {"periods": periods, "plan": "given", "risk": risk}
     return result
 
 
@@ -664,18 +738,29 @@ def _run(
     for y0 in [*starts, *evaluate]:
         y = y0
         if not any(y0 is e for e in evaluate):
-            slack = np.maximum(-metric_f(y0), 0.0) if k else np.zeros(0)
-            res = minimize(
-                fun,
-                np.r_[y0, slack],
-                jac=True,
-                method="SLSQP",
-                bounds=[(0.0, None)] * (n + k),
-                constraints=cons,
-                options={"maxiter": 300, "ftol": FTOL},
-            )
-            iterations += int(res.nit)
-            y = np.maximum(np.asarray(res.x, dtype=np.float64)[:n], 0.0)
+            # SLSQP stops when one step changes the loss by less than FTOL, which a poor
+            # quasi-Newton model (a curve with a kink near zero spend) causes long before
+            # the optimum; so it restarts from where it stopped, with a fresh model, while
+            # that still helps.
+            z = np.r_[y0, np.maximum(-metric_f(y0), 0.0) if k else np.zeros(0)]
+            last = np.inf
+            for _ in range(RESTARTS):
+                res = minimize(
+                    fun,
+                    z,
+                    jac=True,
+                    method="SLSQP",
+                    bounds=[(0.0, None)] * (n + k),
+                    constraints=cons,
+                    options={"maxiter": 300, "ftol": FTOL},
+                )
+                iterations += int(res.nit)
+                z = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
+                value = float(res.fun)
+                if not last - value > 1e3 * FTOL * max(abs(value), 1.0):
+                    break
+                last = value
+            y = z[:n]
         if violation(y) > _TOL:
             continue
         feasible += 1

@@ -43,15 +43,29 @@ FloatArray = npt.NDArray[np.float64]
 
 @runtime_checkable
 class ResponseModel(Protocol):
-    """What the optimizer needs of a response model (see the module docstring)."""
+    """What the optimizer needs of a response model (see the module docstring). Members are
+    read-only, so plain attributes, dataclass fields and properties all conform."""
 
-    channels: tuple[str, ...]
-    period_days: int
-    history_mean: FloatArray
-    next_date: pd.Timestamp | None
-    kpi_name: str
-    usable: bool
-    verdict: str
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+
+    @property
+    def period_days(self) -> int: ...
+
+    @property
+    def history_mean(self) -> FloatArray: ...
+
+    @property
+    def next_date(self) -> pd.Timestamp | None: ...
+
+    @property
+    def kpi_name(self) -> str: ...
+
+    @property
+    def usable(self) -> bool: ...
+
+    @property
+    def verdict(self) -> str: ...
 
     @property
     def n_draws(self) -> int: ...

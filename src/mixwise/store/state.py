@@ -105,6 +105,26 @@ class ModelRun(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class Scenario(Base):
+    """A named budget plan (current, optimized or a manual what-if) with what it was asked
+    (``request``), its predicted outcome (``result``) and its amounts per period and channel
+    (``plan``: rows of period, start, end, channel, amount). One may be the active plan."""
+
+    __tablename__ = "scenarios"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # optimized | current | manual
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("model_runs.id", ondelete="SET NULL"))
+    request: Mapped[dict[str, Any]] = mapped_column()
+    result: Mapped[dict[str, Any]] = mapped_column()
+    plan: Mapped[dict[str, Any]] = mapped_column()
+    active: Mapped[bool] = mapped_column(default=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_log"
 

@@ -1,0 +1,729 @@
+"""Budget-optimizer benchmark: mixwise's ``allocate`` against PyMC-Marketing's optimizer.
+
+**Part A, decision quality** (the main number). The MMM benchmark's market (``mmm.py``:
+the simulator's national market, 156 weeks x 5 channels, seed 3, written once to
+``mmm-weekly-5ch-seed3.csv``) is simulated again in-process for its truth:
+``TruthResponse.from_market(market, period_days=7)``, the true media revenue of any weekly
+spend plan. The decision: split ONE week's budget, the historical average weekly total spend,
+spent at a steady rate in the week after the data. The true value of a plan ``x`` (C,) is
+the true media revenue of that week and of its carry-over tail
+(``truth.kpi([x, 0, 0, …]).sum()`` over ``truth.carry_periods`` weeks, with the historical
+carry-over into the week); every plan is scored by that one function (:func:`true_value`).
+
+- historical plan: the average week (``truth.history_mean``);
+- true optimum: mixwise's ``allocate`` on the TRUE curves, checked against the best of 200
+  random Dirichlet splits of the budget; the better of the two is the optimum;
+- ``mixwise``: ``MMM(chains, draws, warmup).fit`` on the CSV (NumPyro NUTS) →
+  ``ResponseModel.from_mmm(force=True, draws=1000)`` → ``allocate(rm, budget, force=True)``
+  (one model period; ``force``: a fit whose verdict is not "usable", as a quick one may be,
+  is still scored, its verdict reported; called twice: the first call includes JAX
+  compilation, the second is warm);
+- ``pymc_marketing``: the MMM of ``mmm.py``'s ``PEER_SCRIPT`` (run verbatim: same priors,
+  geometric adstock ``l_max=8``, logistic saturation, yearly seasonality 2, the controls,
+  the same chains / draws / tune), then ``mmm.budget_optimizer(start, start)`` for the week
+  after the data (``num_periods=1``, the last 8 weeks of spend carried in, 8 weeks of carry-over
+  counted) and ``allocate_budget(total_budget=budget, budget_bounds={ch: (0, budget)})``
+  (SLSQP on the posterior mean of ``total_media_contribution_original_scale``; budgets are per
+  period in money: ``channel_data`` is raw spend, scaled inside the model). First call = the
+  optimizer's build (PyTensor compilation) + ``allocate_budget``; warm = ``allocate_budget``
+  again on the same optimizer. Run by the interpreter of ``--peer-python`` (no mixwise import).
+
+Decision quality = (true value of the tool's plan - true value of the historical plan) /
+(true value of the optimum - true value of the historical plan) x 100 %: 100 % is the best
+split, 0 % no better than today's, negative worse than today's.
+
+**Part B, optimizer speed** (``--speed``, no peers): ``allocate(rm, budget, periods=P)`` on
+synthetic ``HillResponse`` curves (1000 draws; S-shaped and concave channels, geometric
+carry-over) for 8, 20 and 50 channels x 1, 13 and 52 weekly periods, each size in its own
+process: the first call (JAX compilation included) and the median of 3 warm calls, with
+SLSQP's iterations over the starts. A size whose first call exceeds ``--speed-limit`` seconds
+skips the warm calls and every larger size (more channels and at least as many periods, or
+more periods and at least as many channels); a process is stopped after 4 x the limit + 2
+minutes. Targets (the issue): 20 channels x 13 periods <= 2 s, 8 channels x 1 period <= 0.2 s.
+
+Output: a Markdown report on stdout and ``<data-dir>/optimize-report.md`` (both parts; a run
+of one part keeps the other's last results), everything in ``<data-dir>/results-optimize.json``.
+
+    python benchmarks/optimize.py --quick          # 2 chains x 200 draws (+200), a smoke test
+    python benchmarks/optimize.py                  # 4 chains x 1000 draws (+1000 warm-up)
+    python benchmarks/optimize.py --skip-peers     # mixwise alone
+    python benchmarks/optimize.py --speed          # Part B: optimizer speed, no peers
+    python benchmarks/optimize.py --speed --speed-limit 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _proc import versions as _versions  # noqa: E402
+
+from mmm import (  # noqa: E402
+    DEFAULT_PEER,
+    PEER_SCRIPT,
+    SEED,
+    WEEKS,
+    _channel_specs,
+    data_tag,
+    peer_check,
+    prepare,
+    run_step,
+    timed,
+)
+
+if TYPE_CHECKING:
+    from mixwise.optimize import TruthResponse
+
+FloatArray = npt.NDArray[np.float64]
+N_CHANNELS = 5
+RM_DRAWS = 1000  # posterior draws the mixwise response model keeps
+RANDOM_PLANS = 200
+RANDOM_SEED = 0
+SPEED_CHANNELS = (8, 20, 50)
+SPEED_PERIODS = (1, 13, 52)
+SPEED_DRAWS = 1000
+SPEED_WARM = 3
+SPEED_SEED = 11
+# (channels, periods): seconds (warm median) the issue asks for
+TARGETS = {(20, 13): 2.0, (8, 1): 0.2}
+REPORT = "optimize-report.md"
+RESULTS = "results-optimize.json"
+
+
+# ---------------------------------------------------------------------------------- truth
+def truth_response(seed: int = SEED) -> TruthResponse:
+    """The true weekly response of the market ``mmm.prepare`` writes (same config, seed)."""
+    from mixwise.optimize import TruthResponse
+    from mixwise.simulate import MarketConfig, simulate_market
+
+    chans = _channel_specs(N_CHANNELS, "default")
+    cfg = MarketConfig(days=WEEKS * 7, channels=chans, synergies=(), n_journeys=1000)
+    market = simulate_market(cfg, seed=seed)
+    return TruthResponse.from_market(market, period_days=7)
+
+
+class TrueValue:
+    """``true_value(x)``: the true media revenue of spending the weekly plan ``x`` (C,) in the
+    week after the data, steady over its days, plus its carry-over tail (history carried in,
+    nothing spent after the week)."""
+
+    def __init__(self, truth: TruthResponse) -> None:
+        self.truth = truth
+        self.n = len(truth.channels)
+        self.tail = np.zeros((truth.carry_periods - 1, self.n))
+
+    def __call__(self, x: npt.ArrayLike) -> float:
+        plan = np.vstack([np.asarray(x, dtype=np.float64).reshape(1, self.n), self.tail])
+        return float(np.asarray(self.truth.kpi(plan)).sum())
+
+
+def ordered(plan: dict[str, float], channels: tuple[str, ...]) -> FloatArray:
+    return np.array([float(plan[c]) for c in channels])
+
+
+def truth_benchmark(truth: TruthResponse, budget: float) -> dict[str, Any]:
+    """The reference plans on the true curves: historical, ``allocate`` on the truth (first
+    and warm call timed), the best of the random splits, an even split."""
+    from mixwise.optimize import allocate
+
+    true_value = TrueValue(truth)
+    channels = truth.channels
+    timings: dict[str, float] = {}
+    with timed(timings, "optimize_first"):
+        allocate(truth, budget)
+    with timed(timings, "optimize_warm"):
+        result = allocate(truth, budget)
+    x_alloc = result.plan.to_numpy()[0]
+    rng = np.random.default_rng(RANDOM_SEED)
+    splits = rng.dirichlet(np.ones(len(channels)), RANDOM_PLANS) * budget
+    values = [true_value(x) for x in splits]
+    best = int(np.argmax(values))
+    plans = {
+        "historical": np.asarray(truth.history_mean, dtype=np.float64),
+        "allocate_on_truth": x_alloc,
+        "best_random": splits[best],
+        "even_split": np.full(len(channels), budget / len(channels)),
+    }
+    out: dict[str, Any] = {
+        name: {
+            "plan": dict(zip(channels, map(float, x), strict=True)),
+            "true_value": true_value(x),
+        }
+        for name, x in plans.items()
+    }
+    out["allocate_on_truth"].update(timings=timings, solver=_jsonable(result.solver))
+    out["best_random"]["of"] = RANDOM_PLANS
+    out["true_optimum"] = max(
+        ("allocate_on_truth", "best_random"), key=lambda k: out[k]["true_value"]
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------ steps (child)
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Fit mixwise's MMM on the CSV and allocate the week's budget on its response model."""
+    timings: dict[str, float] = {}
+    with timed(timings, "import"):
+        from mixwise.mmm.data import MMMData
+        from mixwise.mmm.fit import MMM
+        from mixwise.mmm.response import ResponseModel
+        from mixwise.optimize import allocate
+    with timed(timings, "load"):
+        data = MMMData.from_wide_csv(
+            cfg["csv"],
+            date="date",
+            kpi="revenue",
+            channels=cfg["channels"],
+            controls=cfg["controls"],
+        )
+    model = MMM(
+        chains=cfg["chains"],
+        draws=cfg["draws"],
+        warmup=cfg["warmup"],
+        seed=cfg["seed"],
+        progress=False,
+    )
+    with timed(timings, "fit"):
+        model.fit(data)
+    with timed(timings, "response_model"):
+        rm = ResponseModel.from_mmm(model, force=True, draws=cfg["rm_draws"])
+    budget = float(cfg["budget"])
+    with timed(timings, "optimize_first"):
+        first = allocate(rm, budget, force=True)
+    with timed(timings, "optimize_warm"):
+        result = allocate(rm, budget, force=True)
+    channels = list(rm.channels)
+    d = model.diagnostics_
+    return {
+        "timings": timings,
+        "max_rhat": float(d.max_rhat),
+        "min_ess": float(d.min_ess),
+        "divergences": int(d.divergences),
+        "verdict": model.verdict_.message,
+        "usable": bool(model.verdict_.usable),
+        "rm_draws": int(rm.n_draws),
+        "history_mean": dict(zip(channels, map(float, rm.history_mean), strict=True)),
+        "plan": dict(zip(channels, map(float, result.plan.to_numpy()[0]), strict=True)),
+        "plan_first_call": dict(zip(channels, map(float, first.plan.to_numpy()[0]), strict=True)),
+        # the model's own view: incremental revenue of the plan and of the historical week
+        "predicted": result.kpi,
+        "predicted_reference": result.reference_kpi,
+        "solver": _jsonable(result.solver),
+        "reasons": result.reasons,
+    }
+
+
+def speed_model(n_channels: int, draws: int = SPEED_DRAWS, seed: int = SPEED_SEED) -> Any:
+    """Synthetic Hill curves with posterior-like spread: per channel a current weekly spend,
+    a half-saturation point around it, S-shaped (slope > 1) or concave curves, a maximum
+    effect of 1.5-4x the spend, geometric carry-over (decay 0-0.7); per draw, lognormal noise
+    on half, slope and the maximum effect."""
+    from mixwise.optimize import HillResponse
+
+    rng = np.random.default_rng(seed)
+    c = n_channels
+    current = rng.uniform(10_000.0, 100_000.0, c)
+    half = current * rng.uniform(0.5, 2.0, c) * rng.lognormal(0.0, 0.3, (draws, c))
+    slope = rng.uniform(0.8, 2.5, c) * rng.lognormal(0.0, 0.1, (draws, c))
+    effect = current * rng.uniform(1.5, 4.0, c) * rng.lognormal(0.0, 0.2, (draws, c))
+    return HillResponse(
+        channels=tuple(f"ch{i:02d}" for i in range(c)),
+        half=half,
+        slope=slope,
+        max_effect=effect,
+        decay=rng.uniform(0.0, 0.7, c),
+        current=current,
+    )
+
+
+def step_speed(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Time ``allocate`` on one size; the results so far are written after every call, so a
+    process stopped during the warm calls still reports its first call."""
+    timings: dict[str, Any] = {}
+    with timed(timings, "import"):
+        from mixwise.optimize import allocate
+    with timed(timings, "build"):
+        rm = speed_model(cfg["channels"], cfg["draws"])
+    periods = int(cfg["periods"])
+    budget = float(np.sum(rm.history_mean)) * periods
+    out: dict[str, Any] = {"timings": timings, "budget": budget}
+
+    def save() -> None:
+        Path(cfg["out"]).write_text(json.dumps(_jsonable(out)))
+
+    t = time.perf_counter()
+    result = allocate(rm, budget, periods=periods)
+    timings["first"] = time.perf_counter() - t
+    out["solver_first"] = result.solver
+    out["spend"] = result.spend
+    save()
+    warm: list[float] = []
+    if timings["first"] <= cfg["limit"]:
+        for _ in range(cfg["warm"]):
+            t = time.perf_counter()
+            result = allocate(rm, budget, periods=periods)
+            warm.append(time.perf_counter() - t)
+            timings["warm"] = warm
+            out["solver"] = result.solver
+            save()
+    return out
+
+
+# PyMC-Marketing: ``mmm.py``'s PEER_SCRIPT (the same fit, verbatim; it writes its results to
+# cfg["out"]), then this tail, which uses its names (mmm, df, channels, cfg, out, time) to run
+# the budget optimizer and rewrite the results with the plan. No mixwise import.
+PEER_TAIL = r"""
+
+# ---- budget optimizer (benchmarks/optimize.py) ----
+import warnings
+
+budget = float(cfg["budget"])
+# The week after the data: the window [start, start] holds one decision period; the model's
+# date axis adds the last l_max weeks of observed spend before it (carry-in) and l_max weeks
+# after it (carry-over, counted in the objective).
+start = pd.Timestamp(df["date"].max()) + pd.Timedelta(days=7)
+bounds = {ch: (0.0, budget) for ch in channels}
+caught = []
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    t = time.perf_counter()
+    optimizer = mmm.budget_optimizer(start_date=start, end_date=start)
+    timings["optimizer_build"] = time.perf_counter() - t
+    t = time.perf_counter()
+    first = optimizer.allocate_budget(total_budget=budget, budget_bounds=bounds)
+    timings["optimize_call_first"] = time.perf_counter() - t
+    timings["optimize_first"] = timings["optimizer_build"] + timings["optimize_call_first"]
+    t = time.perf_counter()
+    result = optimizer.allocate_budget(total_budget=budget, budget_bounds=bounds)
+    timings["optimize_warm"] = time.perf_counter() - t
+
+
+def per_channel(budgets):
+    return {str(ch): float(budgets.sel(channel=ch)) for ch in channels}
+
+
+sp = result.scipy_result
+out["timings"] = timings
+out["plan"] = per_channel(result.budgets)
+out["plan_first_call"] = per_channel(first.budgets)
+out["optimizer"] = {
+    "api": "MMM.budget_optimizer(start_date, end_date).allocate_budget(total_budget, "
+    "budget_bounds)",
+    "start_date": str(start.date()),
+    "num_periods": int(optimizer.num_periods),
+    "carry_in_periods": int(optimizer.carry_in_periods),
+    "adstock_periods": int(optimizer.adstock_periods),
+    "response_variable": str(optimizer.response_variable),
+    "posterior_samples": int(mmm.idata["posterior"].sizes["chain"])
+    * int(mmm.idata["posterior"].sizes["draw"]),
+    "success": bool(sp.success),
+    "message": str(sp.message),
+    "nit": int(getattr(sp, "nit", -1)),
+    "nit_first_call": int(getattr(first.scipy_result, "nit", -1)),
+    "objective": float(sp.fun),
+    "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught}),
+}
+open(cfg["out"], "w").write(json.dumps(out))
+"""
+
+
+# --------------------------------------------------------------------------- parent side
+def decision_quality(value: float, historical: float, optimum: float) -> float:
+    gap = optimum - historical
+    return 100.0 * (value - historical) / gap if gap > 0 else float("nan")
+
+
+def run_decision(args: argparse.Namespace) -> dict[str, Any]:
+    """Part A: the truth, then each tool's fit and plan, scored on the truth."""
+    print("preparing data (5 channels) ...", flush=True)
+    csv, meta = prepare(args.data_dir, N_CHANNELS, "default", 0, args.data_seed)
+    tag = data_tag(N_CHANNELS, "default", 0, args.data_seed)
+    truth = truth_response(args.data_seed)
+    channels = truth.channels
+    if list(channels) != meta["channels"]:
+        raise RuntimeError(f"channel order differs: truth {channels}, CSV {meta['channels']}")
+    budget = float(np.sum(truth.history_mean))
+    csv_mean = {c: meta["spend"][c] / meta["weeks"] for c in channels}
+    settings = {
+        "csv": str(csv.resolve()),
+        "channels": meta["channels"],
+        "controls": meta["controls"],
+        "chains": args.chains,
+        "draws": args.draws,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "rm_draws": RM_DRAWS,
+        "budget": budget,
+        "carry_periods": truth.carry_periods,
+        "plan_week": str(truth.next_date.date()) if truth.next_date is not None else None,
+    }
+    print(json.dumps({"date": dt.date.today().isoformat(), **settings}, indent=1), flush=True)
+
+    print("--- truth: allocate on the true curves, random splits", flush=True)
+    ref = truth_benchmark(truth, budget)
+    ref["csv_history_mean"] = csv_mean
+    for name in ("historical", "allocate_on_truth", "best_random", "even_split"):
+        print(f"    {name}: true value {ref[name]['true_value']:,.0f}", flush=True)
+
+    work = args.data_dir / f"work-optimize-{tag}"
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    steps = ["mixwise", "pymc_marketing"]
+    if args.skip_peers:
+        steps = ["mixwise"]
+        skipped["pymc_marketing"] = "skipped: --skip-peers"
+    for step in steps:
+        cfg = {**settings, "out": str((work / f"{step}.json").resolve())}
+        cfg_path = work / f"{step}-config.json"
+        cfg_path.write_text(json.dumps(cfg))
+        if step == "mixwise":
+            cmd = [sys.executable, __file__, "--step", step, "--config", str(cfg_path)]
+        else:
+            why = peer_check(args.peer_python)
+            if why:
+                skipped[step] = f"skipped: {why}"
+                print(f"--- {step}: {skipped[step]}", flush=True)
+                continue
+            script = work / "peer_pymc_marketing_optimize.py"
+            script.write_text(PEER_SCRIPT.lstrip() + PEER_TAIL)
+            cmd = [str(args.peer_python), str(script), str(cfg_path)]
+        print(f"--- {step}", flush=True)
+        res = run_step(cmd, Path(cfg["out"]), work / f"{step}.log", args.timeout)
+        results[step] = res
+        print(
+            f"    {res.get('timings')} process {res['process_wall']:.1f} s "
+            f"peak {res['peak_mb']:.0f} MB {res.get('error', '')}",
+            flush=True,
+        )
+    score(ref, results, truth)
+    return {
+        "date": dt.date.today().isoformat(),
+        "data": meta,
+        "settings": settings,
+        "reference": ref,
+        "results": results,
+        "skipped": skipped,
+    }
+
+
+def score(ref: dict[str, Any], results: dict[str, dict[str, Any]], truth: TruthResponse) -> None:
+    """Add the uplift and the decision quality to the reference plans and each tool's plan
+    (scored on the truth by the same ``true_value`` as the reference plans)."""
+    historical = ref["historical"]["true_value"]
+    optimum = ref[ref["true_optimum"]]["true_value"]
+    true_value = TrueValue(truth)
+    channels = truth.channels
+    for name in ("historical", "allocate_on_truth", "best_random", "even_split"):
+        v = ref[name]["true_value"]
+        ref[name]["uplift"] = v - historical
+        ref[name]["quality"] = decision_quality(v, historical, optimum)
+    for res in results.values():
+        if "plan" not in res:
+            continue
+        v = true_value(ordered(res["plan"], channels))
+        res["true_value"] = v
+        res["uplift"] = v - historical
+        res["quality"] = decision_quality(v, historical, optimum)
+        res["spend"] = float(sum(res["plan"].values()))
+
+
+def _plan_cells(plan: dict[str, float], channels: list[str]) -> str:
+    return " | ".join(f"{plan[c] / 1000:,.1f}" for c in channels)
+
+
+def report_decision(part: dict[str, Any]) -> list[str]:
+    s, ref, results = part["settings"], part["reference"], part["results"]
+    channels = list(s["channels"])
+    hist = ref["historical"]["true_value"]
+    best = ref["true_optimum"]
+    lines = [
+        f"## Budget optimizer, decision quality: {part['data']['weeks']} weeks x "
+        f"{len(channels)} channels (simulator seed {part['data']['seed']}), run "
+        f"{part['date']}",
+        "",
+        f"One week's budget {s['budget']:,.0f} (the historical average week's total spend), "
+        f"spent steadily in the week of {s['plan_week']}; each plan's true media revenue "
+        f"counts that week and its carry-over ({s['carry_periods']} weeks in all). MMM fits: "
+        f"{s['chains']} chains x {s['draws']} draws (+{s['warmup']} warm-up), "
+        f"{part.get('cpus', os.cpu_count())} CPUs.",
+        "",
+        "| plan | fit s | optimize s: first (warm) | "
+        + " | ".join(f"{c} (k)" for c in channels)
+        + " | true revenue | true uplift vs historical | decision quality % |",
+        "|---|---:|---:|" + "---:|" * len(channels) + "---:|---:|---:|",
+    ]
+
+    def row(name: str, fit: str, opt: str, entry: dict[str, Any]) -> str:
+        return (
+            f"| {name} | {fit} | {opt} | {_plan_cells(entry['plan'], channels)} "
+            f"| {entry['true_value']:,.0f} | {entry['uplift']:+,.0f} | {entry['quality']:.1f} |"
+        )
+
+    t = ref["allocate_on_truth"]["timings"]
+    opt_truth = f"{t['optimize_first']:.2f} ({t['optimize_warm']:.2f})"
+    lines.append(row("historical (average week)", "", "", ref["historical"]))
+    lines.append(row("even split", "", "", ref["even_split"]))
+    lines.append(
+        row(
+            f"best of {ref['best_random']['of']} random splits",
+            "",
+            "",
+            ref["best_random"],
+        )
+    )
+    lines.append(
+        row("mixwise allocate on the true curves", "", opt_truth, ref["allocate_on_truth"])
+    )
+    for tool, res in results.items():
+        if "error" in res:
+            lines.append(
+                f"| {tool} (failed: {res['error'][:200]}) | | |" + " |" * len(channels) + " | | |"
+            )
+            continue
+        tm = res["timings"]
+        opt = f"{tm['optimize_first']:.2f} ({tm['optimize_warm']:.2f})"
+        lines.append(row(tool, f"{tm['fit']:.1f}", opt, res))
+    for tool, why in part["skipped"].items():
+        lines.append(f"| {tool} ({why}) | | |" + " |" * len(channels) + " | | |")
+    names = {"allocate_on_truth": "mixwise allocate on the true curves", "best_random": ""}
+    lines += [
+        "",
+        f"- true optimum (100 %): {names.get(best) or 'the best random split'} "
+        f"({ref[best]['true_value']:,.0f}; allocate on the truth "
+        f"{ref['allocate_on_truth']['true_value']:,.0f}, best random split "
+        f"{ref['best_random']['true_value']:,.0f}); historical week {hist:,.0f}",
+    ]
+    mix, peer = results.get("mixwise", {}), results.get("pymc_marketing", {})
+    if "timings" in mix and "timings" in peer and "plan" in mix and "plan" in peer:
+        mt, pt = mix["timings"], peer["timings"]
+        lines.append(
+            f"- optimize time ratio PyMC-Marketing / mixwise: "
+            f"{pt['optimize_first'] / mt['optimize_first']:.2f}x first call, "
+            f"{pt['optimize_warm'] / mt['optimize_warm']:.2f}x warm"
+        )
+    if "predicted" in mix:
+        pred = mix["predicted"]["mean"] - mix["predicted_reference"]["mean"]
+        lines.append(
+            f"- mixwise: verdict {mix['verdict']!r}; response model of {mix['rm_draws']} "
+            f"draws; its own predicted uplift over the historical week {pred:+,.0f} (true "
+            f"{mix['uplift']:+,.0f}); solver {mix['solver'].get('starts')} starts, "
+            f"{mix['solver'].get('iterations')} SLSQP iterations"
+        )
+        lines.append(
+            f"- mixwise diagnostics: max R-hat {mix['max_rhat']:.3f}, min ESS "
+            f"{mix['min_ess']:.0f}, {mix['divergences']} divergences"
+        )
+    if "optimizer" in peer:
+        o = peer["optimizer"]
+        lines.append(
+            f"- PyMC-Marketing: `{o['api']}`, num_periods {o['num_periods']} (carry-in "
+            f"{o['carry_in_periods']}, carry-over {o['adstock_periods']} weeks), objective mean "
+            f"`{o['response_variable']}` over {o['posterior_samples']} posterior samples; "
+            f"scipy: success {o['success']}, {o['nit']} iterations ({o['message']}); "
+            f"diagnostics: max R-hat {peer['max_rhat']:.3f}, min ESS {peer['min_ess']:.0f}, "
+            f"{peer['divergences']} divergences"
+        )
+        lines.append(
+            "- PyMC-Marketing optimize time: first = `budget_optimizer` (optimization model, "
+            f"PyTensor compilation: {peer['timings']['optimizer_build']:.2f} s) + "
+            f"`allocate_budget`; warm = `allocate_budget` again"
+        )
+    lines.append(
+        "- plans in thousands per channel (the week's spend); mixwise's first call includes "
+        "JAX compilation, warm = the same call again; mixwise runs SLSQP from 8 starts, "
+        "PyMC-Marketing from one (an even split)"
+    )
+    return lines
+
+
+def run_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Part B: ``allocate`` on synthetic Hill curves, one process per size."""
+    work = args.data_dir / "work-optimize-speed"
+    work.mkdir(parents=True, exist_ok=True)
+    limit = float(args.speed_limit)
+    kill_after = 4 * limit + 120
+    rows: list[dict[str, Any]] = []
+    over: list[tuple[int, int]] = []  # sizes whose first call exceeded the limit
+    for c in SPEED_CHANNELS:
+        for p in SPEED_PERIODS:
+            row: dict[str, Any] = {"channels": c, "periods": p}
+            rows.append(row)
+            blocker = next(((c0, p0) for c0, p0 in over if c0 <= c and p0 <= p), None)
+            if blocker is not None:
+                row["skipped"] = f"{blocker[0]} ch x {blocker[1]} periods exceeded {limit:.0f} s"
+                print(f"--- speed {c} ch x {p} periods: skipped ({row['skipped']})", flush=True)
+                continue
+            name = f"speed-{c}ch-{p}p"
+            cfg = {
+                "channels": c,
+                "periods": p,
+                "draws": SPEED_DRAWS,
+                "warm": SPEED_WARM,
+                "limit": limit,
+                "out": str((work / f"{name}.json").resolve()),
+            }
+            cfg_path = work / f"{name}-config.json"
+            cfg_path.write_text(json.dumps(cfg))
+            cmd = [sys.executable, __file__, "--step", "speed", "--config", str(cfg_path)]
+            print(f"--- speed {c} ch x {p} periods", flush=True)
+            res = run_step(cmd, Path(cfg["out"]), work / f"{name}.log", kill_after)
+            if "error" in res and Path(cfg["out"]).exists():  # stopped during warm calls
+                res.update(json.loads(Path(cfg["out"]).read_text()))
+            row.update(res)
+            first = res.get("timings", {}).get("first")
+            if first is None or first > limit:
+                over.append((c, p))
+            warm = res.get("timings", {}).get("warm") or []
+            row["warm_median"] = statistics.median(warm) if warm else None
+            print(
+                f"    first {first} s, warm {warm}, process {res['process_wall']:.1f} s, "
+                f"peak {res['peak_mb']:.0f} MB {res.get('error', '')}",
+                flush=True,
+            )
+    return {
+        "date": dt.date.today().isoformat(),
+        "draws": SPEED_DRAWS,
+        "warm_calls": SPEED_WARM,
+        "limit_s": limit,
+        "kill_after_s": kill_after,
+        "targets": {f"{c}x{p}": v for (c, p), v in TARGETS.items()},
+        "rows": rows,
+        "load_average": os.getloadavg(),
+    }
+
+
+def report_speed(part: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## Budget optimizer, speed: `allocate` on synthetic Hill curves "
+        f"({part['draws']} draws), run {part['date']}",
+        "",
+        f"{part.get('cpus', os.cpu_count())} CPUs, load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in part['load_average'])}; "
+        f"limit {part['limit_s']:.0f} s per call",
+        "",
+        "| channels | periods | first call s (JAX compile incl.) | warm s (median of "
+        f"{part['warm_calls']}) | SLSQP iterations (starts) | target s (warm) | "
+        "peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in part["rows"]:
+        c, p = row["channels"], row["periods"]
+        target = part["targets"].get(f"{c}x{p}")
+        tcell = "" if target is None else f"<= {target:g}"
+        if "skipped" in row:
+            lines.append(f"| {c} | {p} | skipped: {row['skipped']} | | | {tcell} | |")
+            continue
+        first = row.get("timings", {}).get("first")
+        if first is None:
+            why = row.get("error", "no result")[:160]
+            lines.append(
+                f"| {c} | {p} | > {row['process_wall']:.0f} (stopped: {why}) | | | {tcell} "
+                f"| {row['peak_mb']:.0f} |"
+            )
+            continue
+        warm = row.get("warm_median")
+        solver = row.get("solver") or row.get("solver_first") or {}
+        if target is not None and warm is not None:
+            tcell += " (met)" if warm <= target else " (missed)"
+        wcell = f"{warm:.3f}" if warm is not None else "not run (first call over the limit)"
+        lines.append(
+            f"| {c} | {p} | {first:.3f} | {wcell} | {solver.get('iterations')} "
+            f"({solver.get('starts')}) | {tcell} | {row['peak_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "- budget: the curves' current weekly spend x periods; no constraints; each size in a "
+        "fresh process (the first call compiles); iterations summed over the starts",
+    ]
+    return lines
+
+
+def write_outputs(data_dir: Path, parts: dict[str, Any]) -> str:
+    """Merge this run's part(s) into the results file, and rewrite the report from it."""
+    path = data_dir / RESULTS
+    stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    stored.update(parts)
+    stored["versions"] = _versions("mixwise", "jax", "scipy", "numpyro", "pandas", "numpy")
+    stored["cpus"] = os.cpu_count()
+    lines: list[str] = []
+    if "decision" in stored:
+        lines += report_decision({"cpus": stored["cpus"], **stored["decision"]})
+    if "speed" in stored:
+        lines += ([""] if lines else []) + report_speed({"cpus": stored["cpus"], **stored["speed"]})
+    text = "\n".join(lines)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / REPORT).write_text(text + "\n")
+    path.write_text(json.dumps(_jsonable(stored), indent=1, default=str))
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0, help="sampler seed")
+    ap.add_argument("--quick", action="store_true", help="2 chains x 200 draws + 200 warm-up")
+    ap.add_argument("--data-seed", type=int, default=SEED, help=f"simulator seed ({SEED})")
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument(
+        "--peer-python",
+        type=Path,
+        default=DEFAULT_PEER if DEFAULT_PEER.exists() else None,
+        help=f"interpreter with pymc-marketing (default {DEFAULT_PEER} if it exists)",
+    )
+    ap.add_argument("--data-dir", type=Path, default=HERE / "data")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="per step, seconds")
+    ap.add_argument(
+        "--speed",
+        action="store_true",
+        help="Part B instead: allocate's speed on synthetic Hill curves (no peers)",
+    )
+    ap.add_argument(
+        "--speed-limit",
+        type=float,
+        default=120.0,
+        help="seconds per call; a size whose first call exceeds it skips the larger sizes",
+    )
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    ap.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.step:  # child
+        cfg = json.loads(args.config.read_text())
+        result = step_speed(cfg) if args.step == "speed" else step_mixwise(cfg)
+        Path(cfg["out"]).write_text(json.dumps(_jsonable(result)))
+        return 0
+    if args.quick:
+        args.chains, args.draws, args.warmup = 2, 200, 200
+    parts = {"speed": run_speed(args)} if args.speed else {"decision": run_decision(args)}
+    text = write_outputs(args.data_dir, parts)
+    print("\n" + text, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
