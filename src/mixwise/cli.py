@@ -143,7 +143,8 @@ def init(directory: Path | None, as_json: bool) -> None:
 @click.option(
     "--no-mmm",
     is_flag=True,
-    help="Skip the marketing mix model fit (the MMM page then starts empty).",
+    help="Skip the marketing mix model fit and the plan (the MMM and Planner pages then "
+    "start empty).",
 )
 @json_option
 def demo(
@@ -159,7 +160,9 @@ def demo(
 
     DIRECTORY defaults to ./mixwise-demo. The command prints the URL and the demo logins.
     Building fits the marketing mix model on the demo data (~15 s on two cores;
-    only when the workspace has no MMM run yet), so its page has results at once.
+    only when the workspace has no MMM run yet), so its page has results at once, and
+    plans the next quarter's budget on it (the current and the optimized plan, saved as
+    scenarios).
 
     \b
     Examples:
@@ -171,7 +174,7 @@ def demo(
     from mixwise.demo import DEMO_DIR, DEMO_SEED, DEMO_STEPS, build_demo
 
     target = directory or Path(DEMO_DIR)
-    steps = DEMO_STEPS if not no_mmm else DEMO_STEPS[:-1]
+    steps = DEMO_STEPS if not no_mmm else DEMO_STEPS[:-2]
     try:
         with _stages(steps, "Building the demo workspace", quiet=as_json) as step:
             result = build_demo(
@@ -192,6 +195,7 @@ def demo(
                 "users": [{"username": u, "role": r} for u, r in result.users],
                 "password": result.password,
                 "mmm_run": result.mmm_run,
+                "scenarios": list(result.scenarios),
                 "url": None if no_serve else url,
             }
         )
@@ -201,6 +205,8 @@ def demo(
             click.echo(f"  {kind:<12} {rows:>9,} rows")
         users = ", ".join(f"{u} ({r})" for u, r in result.users)
         click.echo(f"Logins: {users}; password: {result.password}")
+        if result.scenarios:
+            click.echo(f"Planned: {', '.join(result.scenarios)} (mixwise scenario compare)")
     if no_serve:
         return
     _serve(result.path, host, port, demo_login=("demo", result.password))
@@ -1047,7 +1053,12 @@ def _scenario_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 @workspace_option
 @json_option
 def scenario_list(workspace_dir: Path | None, as_json: bool) -> None:
-    """List the saved scenarios (* marks the active plan)."""
+    """List the saved scenarios (* marks the active plan).
+
+    \b
+    Examples:
+      mixwise scenario list --json
+    """
     from mixwise.optimize.scenarios import list_scenarios
 
     with _open_workspace(workspace_dir) as ws:
@@ -1072,7 +1083,12 @@ def scenario_list(workspace_dir: Path | None, as_json: bool) -> None:
 @workspace_option
 @json_option
 def scenario_show(name: str, workspace_dir: Path | None, as_json: bool) -> None:
-    """Show a scenario: its request, prediction, amounts per period and channel, reasons."""
+    """Show a scenario: its request, prediction, amounts per period and channel, reasons.
+
+    \b
+    Examples:
+      mixwise scenario show q4 --json
+    """
     from mixwise.optimize.scenarios import get_scenario
 
     with _open_workspace(workspace_dir) as ws:
@@ -1101,7 +1117,12 @@ def scenario_show(name: str, workspace_dir: Path | None, as_json: bool) -> None:
 @json_option
 def scenario_compare(names: tuple[str, ...], workspace_dir: Path | None, as_json: bool) -> None:
     """Scenarios side by side: spend, predicted KPI with interval, ROI, and per channel the
-    amount and marginal ROI."""
+    amount and marginal ROI.
+
+    \b
+    Examples:
+      mixwise scenario compare current q4 q4-more-tv
+    """
     from mixwise.optimize.scenarios import compare, get_scenario
 
     with _open_workspace(workspace_dir) as ws:
@@ -1119,7 +1140,12 @@ def scenario_compare(names: tuple[str, ...], workspace_dir: Path | None, as_json
 @workspace_option
 def scenario_export(name: str, file: Path, workspace_dir: Path | None) -> None:
     """Write a scenario's amounts (scenario, period, start, end, channel, amount) to a .csv
-    or .xlsx file."""
+    or .xlsx file.
+
+    \b
+    Examples:
+      mixwise scenario export q4 q4-plan.xlsx
+    """
     from mixwise.optimize.scenarios import get_scenario
 
     if file.suffix.lower() not in (".csv", ".xlsx"):
@@ -1138,7 +1164,12 @@ def scenario_export(name: str, file: Path, workspace_dir: Path | None) -> None:
 @click.argument("name")
 @workspace_option
 def scenario_activate(name: str, workspace_dir: Path | None) -> None:
-    """Make a scenario the active plan (the one `mixwise reallocate` reviews)."""
+    """Make a scenario the active plan (the one `mixwise reallocate` reviews).
+
+    \b
+    Examples:
+      mixwise scenario activate q4
+    """
     from mixwise.optimize.scenarios import set_active
 
     with _open_workspace(workspace_dir) as ws:
@@ -1150,7 +1181,12 @@ def scenario_activate(name: str, workspace_dir: Path | None) -> None:
 @click.argument("name")
 @workspace_option
 def scenario_delete(name: str, workspace_dir: Path | None) -> None:
-    """Delete a scenario."""
+    """Delete a scenario.
+
+    \b
+    Examples:
+      mixwise scenario delete q4-draft
+    """
     from mixwise.optimize.scenarios import delete_scenario
 
     with _open_workspace(workspace_dir) as ws:
@@ -1254,7 +1290,13 @@ def reallocate(
 ) -> None:
     """Propose changes to the active plan from the newest model run, each with its reason
     (for the monthly or quarterly review): same budget, periods and rules, every channel
-    within ±MAX-CHANGE of its amount in the plan."""
+    within ±MAX-CHANGE of its amount in the plan.
+
+    \b
+    Examples:
+      mixwise reallocate
+      mixwise reallocate --max-change 0.1 --save q4-review
+    """
     from mixwise.mmm.response import UnusableModelError
     from mixwise.mmm.runs import RunNotFound
     from mixwise.optimize.scenarios import reallocate as propose

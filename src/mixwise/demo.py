@@ -6,6 +6,10 @@ tables in one transaction, so building twice refreshes instead of duplicating. T
 marketing mix model is fitted on the demo's weekly data (NUTS, :data:`DEMO_MMM`; ~15 s on
 two cores) and stored as a run, so the MMM page and ``mixwise mmm show`` have
 results at once; a refresh fits again only when the workspace has no MMM run yet.
+Last, the budget of the quarter after the data is planned on that run (:func:`_plan`): the
+current plan and the optimizer's, under a brand/performance rule, saved as scenarios (the
+optimized one active), so the Planner page, ``mixwise scenario …`` and
+``mixwise reallocate`` have a plan at once.
 """
 
 from __future__ import annotations
@@ -34,9 +38,17 @@ DEMO_STEPS = (
     "loading the warehouse",
     "creating demo logins",
     "fitting the marketing mix model",
+    "planning the next quarter's budget",
 )
 # The demo's MMM fit: the CLI's defaults (4 chains x 1000 draws after 1000 warm-up draws).
 DEMO_MMM: dict[str, Any] = {"chains": 4, "draws": 1000, "warmup": 1000, "seed": 0}
+
+# The demo's plan: channel groups and the rules a brand/performance split would impose.
+DEMO_GROUPS: dict[str, tuple[str, ...]] = {
+    "brand": ("tv", "video", "social"),
+    "performance": ("brand_search", "nonbrand_search", "display", "affiliate", "email"),
+}
+DEMO_RULES = ("brand>=40%", "performance>=30%")
 
 Step = Callable[[str], None]
 Progress = Callable[[str, float], None]
@@ -49,6 +61,7 @@ class DemoResult:
     users: tuple[tuple[str, str], ...]
     password: str
     mmm_run: int | None = None  # the MMM run fitted by this build (None: skipped or kept)
+    scenarios: tuple[str, ...] = ()  # the scenarios this build saved
 
 
 def build_demo(
@@ -104,10 +117,13 @@ def build_demo(
                     set_role(s, username, role, actor="demo")
         rows = {s.kind: s.rows for s in ws.tables()}
         run_id = None
+        planned: tuple[str, ...] = ()
         if fit_mmm:
             say(DEMO_STEPS[4])
             run_id = _fit_mmm(ws, progress)
-    return DemoResult(root, rows, DEMO_USERS, DEMO_PASSWORD, run_id)
+            say(DEMO_STEPS[5])
+            planned = _plan(ws)
+    return DemoResult(root, rows, DEMO_USERS, DEMO_PASSWORD, run_id, planned)
 
 
 def _fit_mmm(ws: Workspace, progress: Progress | None) -> int | None:
@@ -121,3 +137,45 @@ def _fit_mmm(ws: Workspace, progress: Progress | None) -> int | None:
     data = MMMData.from_workspace(ws)
     model = MMM(progress=False, **DEMO_MMM).fit(data, on_progress=progress)
     return save_run(ws, model)
+
+
+def quarter_after(day: pd.Timestamp) -> str:
+    """The first calendar quarter that starts on or after ``day`` (e.g. ``"2026-Q1"``)."""
+    q = (day.month - 1) // 3 + 1
+    start = pd.Timestamp(year=day.year, month=3 * q - 2, day=1)
+    if start < day.normalize():
+        q, year = (1, day.year + 1) if q == 4 else (q + 1, day.year)
+    else:
+        year = day.year
+    return f"{year}-Q{q}"
+
+
+def _plan(ws: Workspace) -> tuple[str, ...]:
+    """Plan the quarter after the data on the latest MMM run, unless scenarios exist or the
+    run is not usable: the current plan (the data's spend rate) and the optimizer's plan for
+    the same money under :data:`DEMO_RULES`, saved as scenarios; the optimized one active."""
+    from mixwise.mmm.response import UnusableModelError
+    from mixwise.mmm.runs import RunNotFound
+    from mixwise.optimize.allocate import allocate, evaluate_plan
+    from mixwise.optimize.periods import horizon
+    from mixwise.optimize.scenarios import list_scenarios, save_scenario, set_active
+    from mixwise.optimize.sources import from_run
+
+    if list_scenarios(ws):
+        return ()
+    try:
+        rm, run_id = from_run(ws)
+    except (RunNotFound, UnusableModelError):
+        return ()
+    if rm.next_date is None:  # pragma: no cover - MMM runs always have dates
+        return ()
+    quarter = quarter_after(rm.next_date)
+    hz = horizon(quarter, rm.period_days, rm.next_date, rm.carry_periods)
+    current = [rm.history_mean * hz.days(i) / hz.period_days for i in range(hz.n_budget)]
+    now = evaluate_plan(rm, current, periods=quarter)
+    best = allocate(rm, now.spend, list(DEMO_RULES), periods=quarter, groups=DEMO_GROUPS)
+    names = (f"current {quarter}", f"optimized {quarter}")
+    save_scenario(ws, names[0], now, kind="current", run_id=run_id, actor="demo")
+    save_scenario(ws, names[1], best, kind="optimized", run_id=run_id, actor="demo")
+    set_active(ws, names[1], actor="demo")
+    return names
