@@ -78,3 +78,43 @@ def test_demo_fits_the_mmm_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert json.loads(again.output)["mmm_run"] is None
     runs = runner.invoke(main, ["mmm", "show", "-w", str(target), "--json"])
     assert [r["id"] for r in json.loads(runs.output)["runs"]] == [run]
+
+
+@pytest.mark.parametrize(
+    ("day", "quarter"),
+    [
+        ("2025-12-29", "2026-Q1"),
+        ("2026-01-01", "2026-Q1"),
+        ("2026-01-05", "2026-Q2"),
+        ("2026-09-30", "2026-Q4"),
+    ],
+)
+def test_the_demo_plans_the_first_quarter_after_the_data(day: str, quarter: str) -> None:
+    import pandas as pd
+
+    assert demo_module.quarter_after(pd.Timestamp(day)) == quarter
+
+
+def test_the_demo_plan_saves_the_current_and_the_optimized_scenario(
+    workspace: object, tiny_mmm: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a usable run (the tiny fit, forced), the plan saves both scenarios for the same
+    money, the optimized one active and predicting at least as much; a second call keeps them."""
+    from mixwise.mmm.runs import save_run
+    from mixwise.optimize import sources
+    from mixwise.optimize.scenarios import list_scenarios
+
+    save_run(workspace, tiny_mmm)  # type: ignore[arg-type]
+    original = sources.from_run
+    monkeypatch.setattr(
+        sources, "from_run", lambda ws, run=None: original(ws, run, force=True, draws=30)
+    )
+    monkeypatch.setattr(demo_module, "DEMO_GROUPS", {"brand": ("tv",), "performance": ("search",)})
+    monkeypatch.setattr(demo_module, "DEMO_RULES", ("brand>=20%",))
+    names = demo_module._plan(workspace)  # type: ignore[arg-type]
+    assert names == ("current 2024-Q1", "optimized 2024-Q1")  # tiny_mmm ends in October 2023
+    current, best = list_scenarios(workspace)  # type: ignore[arg-type]
+    assert (current.kind, best.kind, best.active) == ("current", "optimized", True)
+    assert best.spend == pytest.approx(current.spend, rel=1e-5)
+    assert best.kpi["mean"] >= current.kpi["mean"] * (1 - 1e-6)
+    assert demo_module._plan(workspace) == ()  # type: ignore[arg-type]

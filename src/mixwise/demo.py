@@ -172,8 +172,11 @@ def _plan(ws: Workspace) -> tuple[str, ...]:
     quarter = quarter_after(rm.next_date)
     hz = horizon(quarter, rm.period_days, rm.next_date, rm.carry_periods)
     current = [rm.history_mean * hz.days(i) / hz.period_days for i in range(hz.n_budget)]
-    now = evaluate_plan(rm, current, periods=quarter)
-    best = allocate(rm, now.spend, list(DEMO_RULES), periods=quarter, groups=DEMO_GROUPS)
+    # from_run has refused an unusable run already; force only skips the second check.
+    now = evaluate_plan(rm, current, periods=quarter, force=True)
+    best = allocate(
+        rm, now.spend, list(DEMO_RULES), periods=quarter, groups=DEMO_GROUPS, force=True
+    )
     names = (f"current {quarter}", f"optimized {quarter}")
     save_scenario(ws, names[0], now, kind="current", run_id=run_id, actor="demo")
     save_scenario(ws, names[1], best, kind="optimized", run_id=run_id, actor="demo")
