@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import io
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
@@ -10,15 +13,21 @@ from fastapi.responses import JSONResponse
 from mixwise.accounts import AccountError, list_users
 from mixwise.mmm.jobs import BadSettings, FitJobs
 from mixwise.store.schemas import KINDS
-from mixwise.web import attribution, services
+from mixwise.web import attribution, planner, services
 from mixwise.web.deps import AdminUser, AnalystUser, CurrentUser, WorkspaceDep
 from mixwise.web.schemas import (
     AttributionModelPublic,
     Coverage,
+    FrontierPublic,
     ImportReportPublic,
     ImportRunPublic,
     MMMFitJobPublic,
     MMMFitRequest,
+    OptimizeRequest,
+    PlanResultPublic,
+    ScenarioComparePublic,
+    ScenarioPublic,
+    ScenarioSummaryPublic,
     TableRows,
     TableSummaryPublic,
     UserCreate,
@@ -276,6 +285,228 @@ def mmm_fit_job(job_id: str, request: Request, user: CurrentUser) -> MMMFitJobPu
             404, f"no fit job {job_id!r} (jobs are forgotten when the server restarts)"
         )
     return MMMFitJobPublic(**job.as_dict())
+
+
+# -- planner: optimisation and scenarios -------------------------------------------------------
+PLAN_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such run"},
+    409: {"description": "No MMM run yet, or the run is 'do not use' and `force` is not set"},
+    422: {
+        "description": "Bad input (a rule that cannot be read, an unknown channel, a bad "
+        "horizon...) or rules that cannot all hold: `detail` says why, `conflict` lists a "
+        "smallest set of clashing rules"
+    },
+}
+EXPORT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def plan_request(body: OptimizeRequest) -> planner.PlanRequest:
+    return planner.PlanRequest(
+        budget=body.budget,
+        periods=body.periods,
+        constraints=tuple(body.constraints),
+        groups={k: tuple(v) for k, v in body.groups.items()},
+        objective=body.objective,
+        margin=body.margin,
+        target=body.target,
+        risk=body.risk,
+        budget_mode=body.budget_mode,
+        run=body.run,
+        force=body.force,
+        starts=body.starts,
+        save_as=body.save_as,
+    )
+
+
+def plan_error(exc: planner.PlanError) -> JSONResponse:
+    body: dict[str, Any] = {"detail": exc.detail}
+    if exc.status == 422:
+        body["conflict"] = exc.conflict
+    return JSONResponse(body, status_code=exc.status)
+
+
+@router.post("/optimize", response_model=PlanResultPublic, responses=PLAN_ERRORS)
+def optimize(request: Request, user: AnalystUser, ws: WorkspaceDep, body: OptimizeRequest) -> Any:
+    """The best split of a budget across channels (and budget periods) under the rules, on a
+    stored MMM run: the plan, its predicted incremental KPI with a 90 % interval against the
+    current plan's, every rule checked, the reason for each change and the assumptions.
+    With `save_as`, the plan is saved as a scenario. Takes about a second (more on the first
+    call for a run)."""
+    cache = planner.response_cache(request.app.state)
+    try:
+        outcome = planner.run_plan(
+            ws, cache, plan_request(body), user_id=user.id, actor=user.username
+        )
+    except planner.PlanError as exc:
+        return plan_error(exc)
+    data: dict[str, Any] = {"run": outcome.run_id, **outcome.result.to_dict()}
+    if outcome.scenario_id is not None:
+        data["scenario"] = outcome.scenario_id
+    return JSONResponse(attribution.json_safe(data))
+
+
+@router.post("/optimize/frontier", response_model=FrontierPublic, responses=PLAN_ERRORS)
+def optimize_frontier(
+    request: Request, user: AnalystUser, ws: WorkspaceDep, body: OptimizeRequest
+) -> Any:
+    """The efficient frontier around `budget`: the best plan's predicted KPI (with its
+    interval) and the marginal ROI of its last unit at budgets from -50 % to +50 %, under the
+    same rules — where more money stops paying. `save_as` is ignored."""
+    cache = planner.response_cache(request.app.state)
+    try:
+        table, run_id = planner.run_frontier(ws, cache, plan_request(body))
+    except planner.PlanError as exc:
+        return plan_error(exc)
+    points = attribution.json_safe(table.to_dict("records"))
+    return JSONResponse({"run": run_id, "points": points})
+
+
+def _scenario_summary(item: Any) -> ScenarioSummaryPublic:
+    r = item.result
+    return ScenarioSummaryPublic(
+        id=item.id,
+        name=item.name,
+        kind=item.kind,
+        run=item.run_id,
+        active=item.active,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        request=attribution.json_safe(item.request),
+        kpi_name=r.get("kpi_name"),
+        spend=attribution.finite(r.get("spend")),
+        reference_spend=attribution.finite(r.get("reference_spend")),
+        kpi=attribution.json_safe(r.get("kpi")),
+        reference_kpi=attribution.json_safe(r.get("reference_kpi")),
+        roi=attribution.finite(r.get("roi")),
+    )
+
+
+def _scenario(ws: Any, name: str) -> Any:
+    from mixwise.optimize.scenarios import ScenarioNotFound, get_scenario
+
+    try:
+        return get_scenario(ws, name)
+    except ScenarioNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+@router.get("/scenarios", response_model=list[ScenarioSummaryPublic])
+def scenarios(user: CurrentUser, ws: WorkspaceDep) -> list[ScenarioSummaryPublic]:
+    """The saved scenarios (oldest first), with their predictions, without the plan rows."""
+    from mixwise.optimize.scenarios import list_scenarios
+
+    return [_scenario_summary(s) for s in list_scenarios(ws)]
+
+
+@router.get(
+    "/scenarios/compare",
+    response_model=ScenarioComparePublic,
+    responses={
+        404: {"description": "No scenario by one of the names"},
+        422: {"description": "No names"},
+    },
+)
+def scenarios_compare(
+    user: CurrentUser,
+    ws: WorkspaceDep,
+    names: Annotated[
+        list[str] | None, Query(description="Scenario names (or ids), repeated")
+    ] = None,
+) -> Any:
+    """Scenarios side by side: spend, predicted KPI with its interval, ROI, and per channel
+    the amount and the marginal ROI."""
+    if not names:
+        raise HTTPException(422, "name at least one scenario to compare (?names=a&names=b)")
+    items = [_scenario(ws, n) for n in names]
+    return JSONResponse(attribution.json_safe(planner.compare_json(items)))
+
+
+@router.get(
+    "/scenarios/{name}",
+    response_model=ScenarioPublic,
+    responses={404: {"description": "No such scenario"}},
+)
+def scenario(name: str, user: CurrentUser, ws: WorkspaceDep) -> ScenarioPublic:
+    """One scenario (by name or id): what was asked, the prediction, and the amounts per
+    period and channel."""
+    item = _scenario(ws, name)
+    return ScenarioPublic(
+        **_scenario_summary(item).model_dump(),
+        result=attribution.json_safe(item.result),
+        plan=attribution.json_safe(item.rows),
+    )
+
+
+@router.delete(
+    "/scenarios/{name}", status_code=204, responses={404: {"description": "No such scenario"}}
+)
+def scenario_delete(name: str, user: AnalystUser, ws: WorkspaceDep) -> Response:
+    from mixwise.optimize.scenarios import ScenarioNotFound, delete_scenario
+
+    try:
+        delete_scenario(ws, name, actor=user.username)
+    except ScenarioNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return Response(status_code=204)
+
+
+@router.post(
+    "/scenarios/{name}/activate",
+    response_model=ScenarioSummaryPublic,
+    responses={404: {"description": "No such scenario"}},
+)
+def scenario_activate(name: str, user: AnalystUser, ws: WorkspaceDep) -> ScenarioSummaryPublic:
+    """Make a scenario the active plan (the one re-allocation reviews start from)."""
+    from mixwise.optimize.scenarios import ScenarioNotFound, set_active
+
+    try:
+        set_active(ws, name, actor=user.username)
+    except ScenarioNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return _scenario_summary(_scenario(ws, name))
+
+
+def download_name(name: str, suffix: str) -> str:
+    """A Content-Disposition value: an ASCII file name and the UTF-8 one (RFC 6266)."""
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "scenario"
+    utf8 = quote(f"{name}.{suffix}", safe="")
+    return f"attachment; filename=\"{ascii_name}.{suffix}\"; filename*=UTF-8''{utf8}"
+
+
+@router.get(
+    "/scenarios/{name}/export",
+    responses={
+        200: {
+            "description": "The amounts, one row per period and channel: scenario, period, "
+            "start, end (exclusive), channel, amount",
+            "content": {"text/csv": {}, EXPORT_TYPES["xlsx"]: {}},
+        },
+        404: {"description": "No such scenario"},
+    },
+)
+def scenario_export(
+    name: str,
+    user: CurrentUser,
+    ws: WorkspaceDep,
+    fmt: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
+) -> Response:
+    """A scenario's plan as a CSV or Excel file (the shape a budget plan is created from)."""
+    item = _scenario(ws, name)
+    frame = item.frame()
+    if fmt == "csv":
+        content = frame.to_csv(index=False).encode("utf-8")
+    else:
+        buf = io.BytesIO()
+        frame.to_excel(buf, index=False, sheet_name="plan")
+        content = buf.getvalue()
+    return Response(
+        content,
+        media_type=EXPORT_TYPES[fmt],
+        headers={"Content-Disposition": download_name(item.name, fmt)},
+    )
 
 
 @router.get("/users", response_model=list[UserPublic])

@@ -1,5 +1,5 @@
-"""Plotly figures of the overview, attribution and MMM pages, built on the server and drawn by
-Plotly.js.
+"""Plotly figures of the overview, attribution, MMM and planner pages, built on the server
+and drawn by Plotly.js.
 
 Figures are returned as JSON text (``plotly.io.to_json``) that the page embeds in a
 ``<script type="application/json">`` block; ``static/app.js`` draws them.
@@ -410,5 +410,134 @@ def mmm_curves_figure(
         hovermode="closest",
         xaxis={"title": {"text": x_title}, "rangemode": "tozero"},
         margin={"b": 50},
+    )
+    return pio.to_json(fig, validate=False)
+
+
+# -- planner -----------------------------------------------------------------------------------
+def planner_allocation_figure(
+    channels: Sequence[str],
+    current: Sequence[float],
+    recommended: Sequence[float],
+    y_title: str,
+    gettext: Callable[[str], str],
+) -> str | None:
+    """Grouped bars per channel: the current plan's spend next to the recommended one's."""
+    if not channels:
+        return None
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=list(channels),
+            y=[float(v) for v in current],
+            name=gettext("Current plan"),
+            marker={"color": "#cbd5e1"},
+            hovertemplate="%{y:,.0f}",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=list(channels),
+            y=[float(v) for v in recommended],
+            name=gettext("Recommended"),
+            marker={"color": PALETTE[0]},
+            hovertemplate="%{y:,.0f}",
+        )
+    )
+    _layout(fig, y_title)
+    fig.update_layout(barmode="group", bargap=0.25, bargroupgap=0.05)
+    return pio.to_json(fig, validate=False)
+
+
+def planner_flighting_figure(
+    plan: pd.DataFrame, y_title: str, gettext: Callable[[str], str]
+) -> str | None:
+    """Stacked bars per budget period: each channel's recommended amount (``plan``: budget
+    periods × channels)."""
+    if plan.empty:
+        return None
+    periods = [str(p) for p in plan.index]
+    fig = go.Figure()
+    for i, channel in enumerate(plan.columns):
+        fig.add_trace(
+            go.Bar(
+                x=periods,
+                y=[float(v) for v in plan[channel]],
+                name=str(channel),
+                marker={"color": PALETTE[i % len(PALETTE)]},
+                hovertemplate="%{y:,.0f}",
+            )
+        )
+    _layout(fig, y_title)
+    fig.update_layout(
+        barmode="stack", bargap=0.3, xaxis={"type": "category"}, legend={"traceorder": "normal"}
+    )
+    return pio.to_json(fig, validate=False)
+
+
+def planner_frontier_figure(
+    frame: pd.DataFrame,
+    x_title: str,
+    y_title: str,
+    y2_title: str,
+    gettext: Callable[[str], str],
+) -> str | None:
+    """The efficient frontier: the best plan's predicted KPI at each budget (line, with its
+    90 % interval as a band) and the marginal ROI of its last unit (second y axis)."""
+    if frame.empty:
+        return None
+
+    def values(column: str) -> list[float | None]:
+        return [None if pd.isna(v) else float(v) for v in frame[column]]
+
+    budget = [float(v) for v in frame["budget"]]
+    color = PALETTE[0]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=budget + budget[::-1],
+            y=values("kpi_upper") + values("kpi_lower")[::-1],
+            fill="toself",
+            fillcolor=_rgba(color, 0.15),
+            line={"width": 0},
+            hoverinfo="skip",
+            name=gettext("90-percent interval"),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=budget,
+            y=values("kpi"),
+            mode="lines+markers",
+            name=y_title,
+            line={"color": color, "width": 2},
+            marker={"size": 6},
+            hovertemplate="%{y:,.0f}",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=budget,
+            y=values("marginal_roi"),
+            mode="lines+markers",
+            name=y2_title,
+            line={"color": PALETTE[1], "width": 2, "dash": "dot"},
+            marker={"size": 5},
+            yaxis="y2",
+            hovertemplate="%{y:.2f}",
+        )
+    )
+    _layout(fig, y_title)
+    fig.update_layout(
+        height=380,
+        xaxis={"title": {"text": x_title}},
+        yaxis2={
+            "title": {"text": y2_title},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+        margin={"r": 60, "b": 50},
     )
     return pio.to_json(fig, validate=False)

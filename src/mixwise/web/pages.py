@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from mixwise.mmm.runs import RunNotFound, list_runs, show_run
 from mixwise.store.ingest import ImportReport
 from mixwise.store.schemas import KINDS
 from mixwise.store.state import User
-from mixwise.web import attribution, charts, mmm, services
+from mixwise.web import attribution, charts, mmm, planner, services
 from mixwise.web.deps import (
     AdminUser,
     AnalystUser,
@@ -368,6 +368,225 @@ def mmm_fit_status(request: Request, user: ViewerUser, job_id: str) -> Response:
     if job.status == "done" and _is_htmx(request):
         response.headers["HX-Redirect"] = f"/mmm?run={job.run_id}"
     return response
+
+
+# -- planner -------------------------------------------------------------------------------
+def planner_scenarios_context(
+    ws: Workspace, gettext: Any, compare: list[str] | None = None
+) -> dict[str, Any]:
+    """The saved scenarios and, when ``compare`` names some, their comparison."""
+    from mixwise.optimize.scenarios import ScenarioNotFound, get_scenario, list_scenarios
+
+    ctx: dict[str, Any] = {
+        "scenarios": planner.scenario_rows(list_scenarios(ws)),
+        "compare_selected": set(compare or []),
+        "compare_problems": [],
+    }
+    if compare:
+        try:
+            items = [get_scenario(ws, name) for name in compare]
+        except ScenarioNotFound as exc:
+            ctx["compare_problems"] = [attribution.Problem(str(exc), raw=True)]
+        else:
+            ctx.update(planner.compare_context(items, gettext))
+    return ctx
+
+
+def render_planner_page(
+    request: Request,
+    ws: Workspace,
+    *,
+    form: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    compare: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The whole Planner page: the form (filled as sent, or with the defaults), the result
+    or frontier of a plain form post (``extra``), and the scenarios."""
+    t = templates(request)
+    gettext = t.gettext(request)
+    runs = list_runs(ws)
+    if form is None:
+        budget = planner.default_budget(ws, planner.response_cache(request.app.state))
+        form = planner.default_form(budget if runs else None)
+    ctx: dict[str, Any] = {
+        "runs": runs,
+        "form": form,
+        "objectives": planner.OBJECTIVES,
+        "risks": planner.RISKS,
+        "methods": mmm.METHOD_LABELS,
+        "currency": ws.currency,
+        "problems": [],
+        **planner_scenarios_context(ws, gettext, compare),
+        **(extra or {}),
+    }
+    return t.render(request, "planner.html", ctx, status_code=status)
+
+
+async def _planner_form(request: Request) -> dict[str, list[str]]:
+    form = await request.form()
+    return attribution.form_values((k, v) for k, v in form.multi_items() if isinstance(v, str))
+
+
+def _with_figures(ctx: dict[str, Any]) -> dict[str, Any]:
+    """``ctx`` with its figures (``*_fig``, JSON text) safe to embed in a script element."""
+    return {k: json_script(v) if k.endswith("_fig") else v for k, v in ctx.items()}
+
+
+def _planner_problem(exc: planner.PlanError) -> dict[str, Any]:
+    return {"problems": [exc.problem], "conflict": exc.conflict, "problem_kind": exc.kind}
+
+
+@router.get("/planner", response_class=HTMLResponse)
+def planner_page(
+    request: Request,
+    user: ViewerUser,
+    ws: WorkspaceDep,
+    compare: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    """The budget planner: the constraints form, the saved scenarios (``?compare=a&compare=b``
+    lines them up) and, after a run, the recommended plan."""
+    return render_planner_page(request, ws, compare=[c for c in compare or [] if c.strip()])
+
+
+@router.post("/planner", response_class=HTMLResponse)
+async def planner_run(request: Request, user: AnalystUser, ws: WorkspaceDep) -> Response:
+    """Optimise the form's plan (and save it when it is named). htmx gets the result region
+    (and the scenarios, out of band, after a save), always with 200 since htmx swaps only a
+    2xx answer; a plain form post gets the whole page, with 422/409/404 on a problem."""
+    t = templates(request)
+    gettext = t.gettext(request)
+    htmx = _is_htmx(request)
+    values = await _planner_form(request)
+    sent: dict[str, Any] | None = None
+    extra: dict[str, Any]
+    status = 200
+    try:
+        req, sent = planner.parse_form(values)
+        cache = planner.response_cache(request.app.state)
+        outcome = await run_in_threadpool(
+            planner.run_plan, ws, cache, req, user_id=user.id, actor=user.username
+        )
+    except planner.FormProblems as exc:
+        sent, status = exc.form, 422
+        extra = {"problems": exc.problems}
+    except planner.PlanError as exc:
+        extra, status = _planner_problem(exc), exc.status
+    else:
+        extra = _with_figures(
+            await run_in_threadpool(planner.result_context, outcome, ws.currency, gettext)
+        )
+        if req.save_as:
+            extra["saved_as"] = req.save_as
+    if htmx:
+        ctx = dict(extra)
+        if extra.get("saved_as"):
+            ctx.update(oob=True, **planner_scenarios_context(ws, gettext))
+        return t.render(request, "_planner_result.html", ctx)
+    return await run_in_threadpool(
+        render_planner_page, request, ws, form=sent, extra=extra, status=status
+    )
+
+
+@router.post("/planner/frontier", response_class=HTMLResponse)
+async def planner_frontier(request: Request, user: AnalystUser, ws: WorkspaceDep) -> Response:
+    """The efficient frontier for the form's settings (htmx: the frontier region)."""
+    t = templates(request)
+    gettext = t.gettext(request)
+    values = await _planner_form(request)
+    sent: dict[str, Any] | None = None
+    status = 200
+    extra: dict[str, Any]
+    try:
+        req, sent = planner.parse_form(values)
+        cache = planner.response_cache(request.app.state)
+        table, run_id = await run_in_threadpool(
+            planner.run_frontier, ws, cache, req, starts=planner.FRONTIER_STARTS
+        )
+        rm, _ = await run_in_threadpool(cache.get, ws, run_id, force=True)
+    except planner.FormProblems as exc:
+        sent, status = exc.form, 422
+        extra = {"frontier_problems": exc.problems}
+    except planner.PlanError as exc:
+        status = exc.status
+        extra = {"frontier_problems": [exc.problem], "frontier_conflict": exc.conflict}
+    else:
+        extra = _with_figures(
+            planner.frontier_context(table, run_id, rm.kpi_name, ws.currency, gettext)
+        )
+        extra["frontier_shown"] = True
+    if _is_htmx(request):
+        return t.render(request, "_planner_frontier.html", extra)
+    return await run_in_threadpool(
+        render_planner_page, request, ws, form=sent, extra=extra, status=status
+    )
+
+
+@router.get("/planner/scenarios", response_class=HTMLResponse)
+def planner_scenarios(
+    request: Request,
+    user: ViewerUser,
+    ws: WorkspaceDep,
+    compare: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    """The scenarios region (htmx), with the comparison of the ticked ones; a plain request
+    goes to the page."""
+    names = [c for c in compare or [] if c.strip()]
+    if not _is_htmx(request):
+        query = "&".join(f"compare={quote(n, safe='')}" for n in names)
+        return redirect("/planner" + (f"?{query}" if query else ""))
+    t = templates(request)
+    ctx = planner_scenarios_context(ws, t.gettext(request), names)
+    return t.render(request, "_planner_scenarios.html", ctx)
+
+
+def _scenario_action(
+    request: Request, ws: Workspace, action: str, scenario_id: int, user: User
+) -> Response:
+    """Activate or delete a scenario: htmx gets the scenarios region with a note, a plain
+    form post goes back to the page with a flash message."""
+    from mixwise.optimize.scenarios import (
+        ScenarioNotFound,
+        delete_scenario,
+        get_scenario,
+        set_active,
+    )
+
+    level = "success"
+    try:
+        name = get_scenario(ws, scenario_id).name
+        if action == "activate":
+            set_active(ws, scenario_id, actor=user.username)
+            msg = N_("%(name)s is now the active plan.")
+        else:
+            delete_scenario(ws, scenario_id, actor=user.username)
+            msg = N_("Scenario %(name)s deleted.")
+    except ScenarioNotFound:
+        name, level = str(scenario_id), "error"
+        msg = N_("There is no scenario %(name)s.")
+    if _is_htmx(request):
+        t = templates(request)
+        ctx = planner_scenarios_context(ws, t.gettext(request))
+        ctx["scenario_notice"] = {"msg": msg, "params": {"name": name}, "level": level}
+        return t.render(request, "_planner_scenarios.html", ctx)
+    flash(request, msg, level, name=name)
+    return redirect("/planner")
+
+
+@router.post("/planner/scenarios/{scenario_id}/activate", response_class=HTMLResponse)
+def planner_activate(
+    request: Request, user: AnalystUser, ws: WorkspaceDep, scenario_id: int
+) -> Response:
+    """Make a scenario the active plan."""
+    return _scenario_action(request, ws, "activate", scenario_id, user)
+
+
+@router.post("/planner/scenarios/{scenario_id}/delete", response_class=HTMLResponse)
+def planner_delete(
+    request: Request, user: AnalystUser, ws: WorkspaceDep, scenario_id: int
+) -> Response:
+    """Delete a scenario."""
+    return _scenario_action(request, ws, "delete", scenario_id, user)
 
 
 # -- data ----------------------------------------------------------------------------------

@@ -174,3 +174,161 @@ class MMMFitJobPublic(BaseModel):
     finished_at: str | None
     run_id: int | None = Field(description="The stored run, when done")
     error: str | None = Field(description="Why the fit failed, when failed")
+
+
+# -- planner ---------------------------------------------------------------------------------
+ObjectiveName = Literal["revenue", "conversions", "kpi", "profit", "min_spend", "min-spend"]
+
+
+class OptimizeRequest(BaseModel):
+    """A budget to split across channels (and periods) under rules, on a stored MMM run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: float | None = Field(
+        default=None,
+        gt=0,
+        description="Money over the horizon (a cap with `budget_mode=up_to`); optional only "
+        "for `min_spend`",
+    )
+    periods: str | int | None = Field(
+        default=None,
+        description="Horizon: `2026-01..2026-03` (months), `2026-W01..2026-W13`, `2026-Q4`, "
+        "`2026-11`, `2026`, or a number of model periods; default one model period",
+    )
+    constraints: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Rules, e.g. `brand>=30%`, `tv<=+20%`, `tv=current`, `roi>=2`, "
+        "`cpa[search]<=40`, `period<=200000`, `tv/period<=50000`",
+    )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Channel groups rules may name: `{brand: [tv, video]}`"
+    )
+    objective: ObjectiveName = Field(
+        default="revenue",
+        description="Maximise the incremental KPI, or profit (needs `margin`), or find the "
+        "least spend reaching `target` (`min_spend`)",
+    )
+    margin: float | None = Field(default=None, description="Profit per KPI unit (`profit`)")
+    target: float | None = Field(default=None, description="Incremental KPI to reach (`min_spend`)")
+    risk: str = Field(
+        default="mean",
+        max_length=10,
+        description="Summary over posterior draws: `mean`, `q10` (10 % quantile), `cvar10` "
+        "(mean of the worst 10 %)",
+    )
+    budget_mode: Literal["exact", "up_to"] = Field(
+        default="exact", description="Spend the budget exactly, or at most"
+    )
+    run: int | None = Field(default=None, ge=1, description="MMM run (default: the latest)")
+    force: bool = Field(default=False, description="Use a run whose verdict is 'do not use'")
+    starts: int = Field(default=8, ge=1, le=32, description="Optimiser starts")
+    save_as: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        description="Save the plan as this scenario (replacing one of that name)",
+    )
+
+
+class KpiInterval(BaseModel):
+    mean: float | None
+    lower: float | None = Field(description="5th percentile over the posterior draws")
+    upper: float | None = Field(description="95th percentile")
+
+
+class PlanRulePublic(BaseModel):
+    rule: str
+    ok: bool
+    value: float | None = Field(default=None, description="The plan's ROI or CPA, for those rules")
+
+
+class PlanResultPublic(BaseModel):
+    """`Allocation.to_dict()` with the run it was made on (and the scenario, when saved)."""
+
+    run: int
+    scenario: int | None = Field(default=None, description="The saved scenario's id")
+    objective: dict[str, Any]
+    kpi_name: str
+    kpi_type: str = Field(description="`revenue` (ROI) or `conversions` (CPA)")
+    spend: float
+    reference_spend: float = Field(description="The current plan's spend over the horizon")
+    kpi: KpiInterval = Field(description="The plan's predicted incremental KPI")
+    reference_kpi: KpiInterval = Field(description="The current plan's")
+    roi: float | None
+    interval: list[float]
+    plan: dict[str, dict[str, float | None]] = Field(description="Budget period → channel → amount")
+    reference: dict[str, dict[str, float | None]] = Field(
+        description="The current plan, budget period → channel → amount"
+    )
+    channels: dict[str, dict[str, float | None]] = Field(
+        description="Channel → spend, reference, change, change_pct, contribution (and its "
+        "interval), roi, marginal_roi, marginal_roi_reference"
+    )
+    rules: list[PlanRulePublic]
+    reasons: list[str]
+    assumptions: list[str]
+    solver: dict[str, Any]
+    request: dict[str, Any]
+
+
+class FrontierPoint(BaseModel):
+    step: float = Field(description="Budget change against the request's (-0.5 … 0.5)")
+    budget: float
+    spend: float | None
+    kpi: float | None
+    kpi_lower: float | None
+    kpi_upper: float | None
+    roi: float | None
+    marginal_roi: float | None = Field(
+        description="Spend-weighted marginal ROI of the funded channels: what the last unit brings"
+    )
+
+
+class FrontierPublic(BaseModel):
+    run: int
+    points: list[FrontierPoint] = Field(
+        description="One per budget from -50 % to +50 %; budgets whose rules cannot hold are "
+        "left out"
+    )
+
+
+class ScenarioSummaryPublic(BaseModel):
+    id: int
+    name: str
+    kind: str = Field(description="`optimized`, `current` or `manual`")
+    run: int | None
+    active: bool
+    created_at: str
+    updated_at: str
+    request: dict[str, Any]
+    kpi_name: str | None = None
+    spend: float | None = None
+    reference_spend: float | None = None
+    kpi: KpiInterval | None = None
+    reference_kpi: KpiInterval | None = None
+    roi: float | None = None
+
+
+class ScenarioRowPublic(BaseModel):
+    scenario: str
+    period: str
+    start: str
+    end: str = Field(description="Exclusive; empty for periods without dates")
+    channel: str
+    amount: float
+
+
+class ScenarioPublic(ScenarioSummaryPublic):
+    result: dict[str, Any] = Field(description="`Allocation.to_dict()` without the request")
+    plan: list[ScenarioRowPublic]
+
+
+class ScenarioComparePublic(BaseModel):
+    scenarios: list[str]
+    metrics: list[str] = Field(
+        description="kind, run, spend, kpi, kpi_lower, kpi_upper, roi, then per channel "
+        "`CHANNEL: spend` and `CHANNEL: marginal ROI`"
+    )
+    values: dict[str, dict[str, Any]] = Field(description="Scenario → metric → value")

@@ -34,6 +34,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/data", N_("Data"), "viewer"),
     NavItem("/attribution", N_("Attribution"), "viewer"),
     NavItem("/mmm", N_("Mix model"), "viewer"),
+    NavItem("/planner", N_("Planner"), "viewer"),
     NavItem("/users", N_("Users"), "admin"),
     NavItem("/settings", N_("Settings"), "admin"),
 )
