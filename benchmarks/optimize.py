@@ -30,7 +30,11 @@ carry-over into the week); every plan is scored by that one function (:func:`tru
 
 Decision quality = (true value of the tool's plan - true value of the historical plan) /
 (true value of the optimum - true value of the historical plan) x 100 %: 100 % is the best
-split, 0 % no better than today's, negative worse than today's.
+split, 0 % no better than today's, negative worse than today's. To tell the model's errors
+from the optimizer's, each tool's own model also scores its plan, the historical plan, the true
+optimum and 1000 random splits (mixwise: the response model's posterior mean over the week and
+its carry-over; PyMC-Marketing: ``optimizer.evaluate_plan(...).utility``): a plan at least as
+good as every random split under its own model means the optimizer did its part.
 
 **Part B, optimizer speed** (``--speed``, no peers): ``allocate(rm, budget, periods=P)`` on
 synthetic ``HillResponse`` curves (1000 draws; S-shaped and concave channels, geometric
@@ -47,6 +51,7 @@ of one part keeps the other's last results), everything in ``<data-dir>/results-
     python benchmarks/optimize.py --quick          # 2 chains x 200 draws (+200), a smoke test
     python benchmarks/optimize.py                  # 4 chains x 1000 draws (+1000 warm-up)
     python benchmarks/optimize.py --skip-peers     # mixwise alone
+    python benchmarks/optimize.py --flighted       # every channel in flights (ROI measurable)
     python benchmarks/optimize.py --speed          # Part B: optimizer speed, no peers
     python benchmarks/optimize.py --speed --speed-limit 60
 """
@@ -92,6 +97,8 @@ N_CHANNELS = 5
 RM_DRAWS = 1000  # posterior draws the mixwise response model keeps
 RANDOM_PLANS = 200
 RANDOM_SEED = 0
+CHECK_PLANS = 1000  # random splits each tool's own model scores (is its plan its optimum?)
+CHECK_SEED = 1
 SPEED_CHANNELS = (8, 20, 50)
 SPEED_PERIODS = (1, 13, 52)
 SPEED_DRAWS = 1000
@@ -104,30 +111,27 @@ RESULTS = "results-optimize.json"
 
 
 # ---------------------------------------------------------------------------------- truth
-def truth_response(seed: int = SEED) -> TruthResponse:
-    """The true weekly response of the market ``mmm.prepare`` writes (same config, seed)."""
+def truth_response(seed: int = SEED, spend: str = "default") -> TruthResponse:
+    """The true weekly response of the market ``mmm.prepare`` writes (same config, seed,
+    spend pattern)."""
     from mixwise.optimize import TruthResponse
     from mixwise.simulate import MarketConfig, simulate_market
 
-    chans = _channel_specs(N_CHANNELS, "default")
+    chans = _channel_specs(N_CHANNELS, spend)
     cfg = MarketConfig(days=WEEKS * 7, channels=chans, synergies=(), n_journeys=1000)
     market = simulate_market(cfg, seed=seed)
     return TruthResponse.from_market(market, period_days=7)
 
 
-class TrueValue:
-    """``true_value(x)``: the true media revenue of spending the weekly plan ``x`` (C,) in the
-    week after the data, steady over its days, plus its carry-over tail (history carried in,
-    nothing spent after the week)."""
-
-    def __init__(self, truth: TruthResponse) -> None:
-        self.truth = truth
-        self.n = len(truth.channels)
-        self.tail = np.zeros((truth.carry_periods - 1, self.n))
-
-    def __call__(self, x: npt.ArrayLike) -> float:
-        plan = np.vstack([np.asarray(x, dtype=np.float64).reshape(1, self.n), self.tail])
-        return float(np.asarray(self.truth.kpi(plan)).sum())
+def true_value(truth: TruthResponse, x: npt.ArrayLike) -> float:
+    """The true media revenue of spending the weekly plan ``x`` (C,) in the week after the
+    data, steady over its days, plus its carry-over tail: ``truth.kpi`` of ``x`` followed by
+    ``carry_periods - 1`` weeks of no spend (the historical carry-over into the week
+    included), summed. Every plan of Part A is scored by this one function."""
+    n = len(truth.channels)
+    week = np.asarray(x, dtype=np.float64).reshape(1, n)
+    plan = np.vstack([week, np.zeros((truth.carry_periods - 1, n))])
+    return float(np.asarray(truth.kpi(plan)).sum())
 
 
 def ordered(plan: dict[str, float], channels: tuple[str, ...]) -> FloatArray:
@@ -139,7 +143,6 @@ def truth_benchmark(truth: TruthResponse, budget: float) -> dict[str, Any]:
     and warm call timed), the best of the random splits, an even split."""
     from mixwise.optimize import allocate
 
-    true_value = TrueValue(truth)
     channels = truth.channels
     timings: dict[str, float] = {}
     with timed(timings, "optimize_first"):
@@ -149,7 +152,7 @@ def truth_benchmark(truth: TruthResponse, budget: float) -> dict[str, Any]:
     x_alloc = result.plan.to_numpy()[0]
     rng = np.random.default_rng(RANDOM_SEED)
     splits = rng.dirichlet(np.ones(len(channels)), RANDOM_PLANS) * budget
-    values = [true_value(x) for x in splits]
+    values = [true_value(truth, x) for x in splits]
     best = int(np.argmax(values))
     plans = {
         "historical": np.asarray(truth.history_mean, dtype=np.float64),
@@ -160,7 +163,7 @@ def truth_benchmark(truth: TruthResponse, budget: float) -> dict[str, Any]:
     out: dict[str, Any] = {
         name: {
             "plan": dict(zip(channels, map(float, x), strict=True)),
-            "true_value": true_value(x),
+            "true_value": true_value(truth, x),
         }
         for name, x in plans.items()
     }
@@ -216,6 +219,9 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
     with timed(timings, "optimize_warm"):
         result = allocate(rm, budget, force=True)
     channels = list(rm.channels)
+    plan = result.plan.to_numpy()[0]
+    with timed(timings, "own_model_check"):
+        own = own_model_mixwise(rm, plan, cfg)
     d = model.diagnostics_
     return {
         "timings": timings,
@@ -226,13 +232,40 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
         "usable": bool(model.verdict_.usable),
         "rm_draws": int(rm.n_draws),
         "history_mean": dict(zip(channels, map(float, rm.history_mean), strict=True)),
-        "plan": dict(zip(channels, map(float, result.plan.to_numpy()[0]), strict=True)),
+        "plan": dict(zip(channels, map(float, plan), strict=True)),
         "plan_first_call": dict(zip(channels, map(float, first.plan.to_numpy()[0]), strict=True)),
         # the model's own view: incremental revenue of the plan and of the historical week
         "predicted": result.kpi,
         "predicted_reference": result.reference_kpi,
         "solver": _jsonable(result.solver),
         "reasons": result.reasons,
+        "own_model": own,
+    }
+
+
+def own_model_mixwise(rm: Any, plan: FloatArray, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The fitted model's own view (posterior mean of the week's media revenue and its
+    carry-over, as ``allocate`` maximises it up to a constant): of its plan, of the reference
+    plans in ``cfg["plans"]`` and of the best of ``cfg["random_plans"]``."""
+    import jax
+    import jax.numpy as jnp
+
+    channels = list(rm.channels)
+    tail = np.zeros((rm.carry_periods - 1, len(channels)), dtype=np.float32)
+    value = jax.jit(jax.vmap(lambda week: rm.kpi(jnp.vstack([week[None], tail])).sum(1).mean()))
+
+    def values(plans: FloatArray) -> FloatArray:
+        chunks = [value(jnp.asarray(c, jnp.float32)) for c in np.array_split(plans, 10)]
+        return np.concatenate([np.asarray(c, dtype=np.float64) for c in chunks])
+
+    named = {k: ordered(v, tuple(channels)) for k, v in cfg["plans"].items()}
+    fixed = values(np.vstack([plan, *named.values()]))
+    rand = values(np.asarray(cfg["random_plans"], dtype=np.float64))
+    return {
+        "values": {"recommended": float(fixed[0])}
+        | dict(zip(named, map(float, fixed[1:]), strict=True)),
+        "best_random": float(rand.max()),
+        "random_plans": len(rand),
     }
 
 
@@ -325,6 +358,27 @@ def per_channel(budgets):
     return {str(ch): float(budgets.sel(channel=ch)) for ch in channels}
 
 
+# The fitted model's own view: the optimizer's utility (posterior mean of the media revenue
+# over the window) at its plan, at the reference plans and at random splits.
+import xarray as xr
+
+t = time.perf_counter()
+
+
+def utility(values):
+    cell = xr.DataArray(
+        np.asarray(values, dtype=float), dims=["channel"], coords={"channel": channels}
+    )
+    return float(optimizer.evaluate_plan({optimizer.channel_data_var: cell}).utility)
+
+
+own = {"recommended": utility([float(result.budgets.sel(channel=ch)) for ch in channels])}
+for name, plan in cfg["plans"].items():
+    own[name] = utility([plan[ch] for ch in channels])
+rand = [utility(x) for x in cfg["random_plans"]]
+out["own_model"] = {"values": own, "best_random": max(rand), "random_plans": len(rand)}
+timings["own_model_check"] = time.perf_counter() - t
+
 sp = result.scipy_result
 out["timings"] = timings
 out["plan"] = per_channel(result.budgets)
@@ -358,10 +412,12 @@ def decision_quality(value: float, historical: float, optimum: float) -> float:
 
 def run_decision(args: argparse.Namespace) -> dict[str, Any]:
     """Part A: the truth, then each tool's fit and plan, scored on the truth."""
+    load_start = os.getloadavg()[0]  # other work on the machine skews the times
     print("preparing data (5 channels) ...", flush=True)
-    csv, meta = prepare(args.data_dir, N_CHANNELS, "default", 0, args.data_seed)
-    tag = data_tag(N_CHANNELS, "default", 0, args.data_seed)
-    truth = truth_response(args.data_seed)
+    pattern = "flighted" if args.flighted else "default"
+    csv, meta = prepare(args.data_dir, N_CHANNELS, pattern, 0, args.data_seed)
+    tag = data_tag(N_CHANNELS, pattern, 0, args.data_seed)
+    truth = truth_response(args.data_seed, pattern)
     channels = truth.channels
     if list(channels) != meta["channels"]:
         raise RuntimeError(f"channel order differs: truth {channels}, CSV {meta['channels']}")
@@ -377,6 +433,7 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "rm_draws": RM_DRAWS,
         "budget": budget,
+        "budget_csv": float(sum(csv_mean.values())),  # the same week from the CSV (check)
         "carry_periods": truth.carry_periods,
         "plan_week": str(truth.next_date.date()) if truth.next_date is not None else None,
     }
@@ -388,6 +445,12 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("historical", "allocate_on_truth", "best_random", "even_split"):
         print(f"    {name}: true value {ref[name]['true_value']:,.0f}", flush=True)
 
+    rng = np.random.default_rng(CHECK_SEED)
+    settings["plans"] = {  # scored by each tool's own model too
+        "historical": ref["historical"]["plan"],
+        "true_optimum": ref[ref["true_optimum"]]["plan"],
+    }
+    check = rng.dirichlet(np.ones(len(channels)), CHECK_PLANS) * budget
     work = args.data_dir / f"work-optimize-{tag}"
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
@@ -397,7 +460,11 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
         steps = ["mixwise"]
         skipped["pymc_marketing"] = "skipped: --skip-peers"
     for step in steps:
-        cfg = {**settings, "out": str((work / f"{step}.json").resolve())}
+        cfg = {
+            **settings,
+            "random_plans": check.tolist(),
+            "out": str((work / f"{step}.json").resolve()),
+        }
         cfg_path = work / f"{step}-config.json"
         cfg_path.write_text(json.dumps(cfg))
         if step == "mixwise":
@@ -422,6 +489,8 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
     score(ref, results, truth)
     return {
         "date": dt.date.today().isoformat(),
+        "market": pattern,
+        "load_average": [load_start, os.getloadavg()[0]],
         "data": meta,
         "settings": settings,
         "reference": ref,
@@ -435,7 +504,6 @@ def score(ref: dict[str, Any], results: dict[str, dict[str, Any]], truth: TruthR
     (scored on the truth by the same ``true_value`` as the reference plans)."""
     historical = ref["historical"]["true_value"]
     optimum = ref[ref["true_optimum"]]["true_value"]
-    true_value = TrueValue(truth)
     channels = truth.channels
     for name in ("historical", "allocate_on_truth", "best_random", "even_split"):
         v = ref[name]["true_value"]
@@ -444,7 +512,7 @@ def score(ref: dict[str, Any], results: dict[str, dict[str, Any]], truth: TruthR
     for res in results.values():
         if "plan" not in res:
             continue
-        v = true_value(ordered(res["plan"], channels))
+        v = true_value(truth, ordered(res["plan"], channels))
         res["true_value"] = v
         res["uplift"] = v - historical
         res["quality"] = decision_quality(v, historical, optimum)
@@ -460,16 +528,23 @@ def report_decision(part: dict[str, Any]) -> list[str]:
     channels = list(s["channels"])
     hist = ref["historical"]["true_value"]
     best = ref["true_optimum"]
+    start, end = part.get("load_average") or (None, None)
+    load = (
+        ""
+        if start is None
+        else f" (1-minute load average {start:.1f} at the start, {end:.1f} at the end)"
+    )
     lines = [
         f"## Budget optimizer, decision quality: {part['data']['weeks']} weeks x "
-        f"{len(channels)} channels (simulator seed {part['data']['seed']}), run "
-        f"{part['date']}",
+        f"{len(channels)} channels (simulator seed {part['data']['seed']}"
+        + (", every channel in flights" if part.get("market") == "flighted" else "")
+        + f"), run {part['date']}",
         "",
         f"One week's budget {s['budget']:,.0f} (the historical average week's total spend), "
         f"spent steadily in the week of {s['plan_week']}; each plan's true media revenue "
         f"counts that week and its carry-over ({s['carry_periods']} weeks in all). MMM fits: "
         f"{s['chains']} chains x {s['draws']} draws (+{s['warmup']} warm-up), "
-        f"{part.get('cpus', os.cpu_count())} CPUs.",
+        f"{part.get('cpus', os.cpu_count())} CPUs{load}.",
         "",
         "| plan | fit s | optimize s: first (warm) | "
         + " | ".join(f"{c} (k)" for c in channels)
@@ -517,11 +592,34 @@ def report_decision(part: dict[str, Any]) -> list[str]:
         f"{ref['allocate_on_truth']['true_value']:,.0f}, best random split "
         f"{ref['best_random']['true_value']:,.0f}); historical week {hist:,.0f}",
     ]
+    own = {t: r["own_model"] for t, r in results.items() if "own_model" in r}
+    if own:
+        n_random = next(iter(own.values()))["random_plans"]
+        lines += [
+            "",
+            "Each tool's own model (posterior mean media revenue; differences, so what the "
+            "week's carry-in adds cancels): is the decision limited by the model or by the "
+            "optimizer?",
+            "",
+            "| tool | predicted uplift of its plan | predicted uplift of the true optimum | its "
+            f"plan minus the best of {n_random} random splits (>= 0: the optimizer found its "
+            "model's best) | true uplift of its plan |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for tool, o in own.items():
+            v = o["values"]
+            lines.append(
+                f"| {tool} | {v['recommended'] - v['historical']:+,.0f} "
+                f"| {v['true_optimum'] - v['historical']:+,.0f} "
+                f"| {v['recommended'] - o['best_random']:+,.0f} "
+                f"| {results[tool]['uplift']:+,.0f} |"
+            )
+        lines.append("")
     mix, peer = results.get("mixwise", {}), results.get("pymc_marketing", {})
     if "timings" in mix and "timings" in peer and "plan" in mix and "plan" in peer:
         mt, pt = mix["timings"], peer["timings"]
         lines.append(
-            f"- optimize time ratio PyMC-Marketing / mixwise: "
+            f"- optimize time ratio PyMC-Marketing / mixwise (< 1: PyMC-Marketing is faster): "
             f"{pt['optimize_first'] / mt['optimize_first']:.2f}x first call, "
             f"{pt['optimize_warm'] / mt['optimize_warm']:.2f}x warm"
         )
@@ -550,7 +648,8 @@ def report_decision(part: dict[str, Any]) -> list[str]:
         lines.append(
             "- PyMC-Marketing optimize time: first = `budget_optimizer` (optimization model, "
             f"PyTensor compilation: {peer['timings']['optimizer_build']:.2f} s) + "
-            f"`allocate_budget`; warm = `allocate_budget` again"
+            f"`allocate_budget`; warm = `allocate_budget` again (PyTensor keeps compiled "
+            "modules in an on-disk cache, so a first call is shorter on a re-run)"
         )
     lines.append(
         "- plans in thousands per channel (the week's spend); mixwise's first call includes "
@@ -578,21 +677,23 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"--- speed {c} ch x {p} periods: skipped ({row['skipped']})", flush=True)
                 continue
             name = f"speed-{c}ch-{p}p"
-            cfg = {
+            out = work / f"{name}.json"
+            cfg: dict[str, Any] = {
                 "channels": c,
                 "periods": p,
                 "draws": SPEED_DRAWS,
                 "warm": SPEED_WARM,
                 "limit": limit,
-                "out": str((work / f"{name}.json").resolve()),
+                "out": str(out.resolve()),
             }
             cfg_path = work / f"{name}-config.json"
             cfg_path.write_text(json.dumps(cfg))
             cmd = [sys.executable, __file__, "--step", "speed", "--config", str(cfg_path)]
             print(f"--- speed {c} ch x {p} periods", flush=True)
-            res = run_step(cmd, Path(cfg["out"]), work / f"{name}.log", kill_after)
-            if "error" in res and Path(cfg["out"]).exists():  # stopped during warm calls
-                res.update(json.loads(Path(cfg["out"]).read_text()))
+            row["load_before"] = os.getloadavg()[0]  # other work on the machine skews times
+            res = run_step(cmd, out, work / f"{name}.log", kill_after)
+            if "error" in res and out.exists():  # stopped during the warm calls
+                res.update(json.loads(out.read_text()))
             row.update(res)
             first = res.get("timings", {}).get("first")
             if first is None or first > limit:
@@ -627,37 +728,43 @@ def report_speed(part: dict[str, Any]) -> list[str]:
         "",
         "| channels | periods | first call s (JAX compile incl.) | warm s (median of "
         f"{part['warm_calls']}) | SLSQP iterations (starts) | target s (warm) | "
-        "peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "peak RSS MB | load before |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in part["rows"]:
         c, p = row["channels"], row["periods"]
         target = part["targets"].get(f"{c}x{p}")
         tcell = "" if target is None else f"<= {target:g}"
         if "skipped" in row:
-            lines.append(f"| {c} | {p} | skipped: {row['skipped']} | | | {tcell} | |")
+            tcell += " (not measured)" if tcell else ""
+            lines.append(f"| {c} | {p} | skipped: {row['skipped']} | | | {tcell} | | |")
             continue
+        load = f"{row['load_before']:.1f}" if "load_before" in row else ""
         first = row.get("timings", {}).get("first")
         if first is None:
             why = row.get("error", "no result")[:160]
             lines.append(
                 f"| {c} | {p} | > {row['process_wall']:.0f} (stopped: {why}) | | | {tcell} "
-                f"| {row['peak_mb']:.0f} |"
+                f"| {row['peak_mb']:.0f} | {load} |"
             )
             continue
         warm = row.get("warm_median")
         solver = row.get("solver") or row.get("solver_first") or {}
         if target is not None and warm is not None:
             tcell += " (met)" if warm <= target else " (missed)"
+        elif target is not None:
+            tcell += f" (warm not measured; first call {first:.0f} s)"
         wcell = f"{warm:.3f}" if warm is not None else "not run (first call over the limit)"
         lines.append(
             f"| {c} | {p} | {first:.3f} | {wcell} | {solver.get('iterations')} "
-            f"({solver.get('starts')}) | {tcell} | {row['peak_mb']:.0f} |"
+            f"({solver.get('starts')}) | {tcell} | {row['peak_mb']:.0f} | {load} |"
         )
     lines += [
         "",
         "- budget: the curves' current weekly spend x periods; no constraints; each size in a "
-        "fresh process (the first call compiles); iterations summed over the starts",
+        "fresh process (the first call compiles); iterations summed over the starts; load "
+        f"before: the 1-minute load average when the size started ({part.get('cpus')} CPUs: "
+        "above that, other work competed for the cores)",
     ]
     return lines
 
@@ -670,8 +777,11 @@ def write_outputs(data_dir: Path, parts: dict[str, Any]) -> str:
     stored["versions"] = _versions("mixwise", "jax", "scipy", "numpyro", "pandas", "numpy")
     stored["cpus"] = os.cpu_count()
     lines: list[str] = []
-    if "decision" in stored:
-        lines += report_decision({"cpus": stored["cpus"], **stored["decision"]})
+    for key in ("decision", "decision_flighted"):
+        if key in stored:
+            lines += ([""] if lines else []) + report_decision(
+                {"cpus": stored["cpus"], **stored[key]}
+            )
     if "speed" in stored:
         lines += ([""] if lines else []) + report_speed({"cpus": stored["cpus"], **stored["speed"]})
     text = "\n".join(lines)
@@ -689,6 +799,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="sampler seed")
     ap.add_argument("--quick", action="store_true", help="2 chains x 200 draws + 200 warm-up")
     ap.add_argument("--data-seed", type=int, default=SEED, help=f"simulator seed ({SEED})")
+    ap.add_argument(
+        "--flighted",
+        action="store_true",
+        help="the market where every channel runs in flights (its ROI is measurable; see "
+        "benchmarks/mmm.py --flighted)",
+    )
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument(
         "--peer-python",
@@ -719,7 +835,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.chains, args.draws, args.warmup = 2, 200, 200
-    parts = {"speed": run_speed(args)} if args.speed else {"decision": run_decision(args)}
+    if args.speed:
+        parts = {"speed": run_speed(args)}
+    else:
+        parts = {"decision_flighted" if args.flighted else "decision": run_decision(args)}
     text = write_outputs(args.data_dir, parts)
     print("\n" + text, flush=True)
     return 0

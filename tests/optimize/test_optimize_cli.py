@@ -25,8 +25,16 @@ def ws_with_run(workspace: Workspace, tiny_mmm: Any) -> Workspace:
     return workspace
 
 
+def env_of(ws: Workspace) -> dict[str, str]:
+    """The CLI finds a PostgreSQL-backed workspace's state through MIXWISE_DATABASE_URL."""
+    url = ws.state.url
+    return {} if url.startswith("sqlite") else {"MIXWISE_DATABASE_URL": url}
+
+
 def run(ws: Workspace, *args: str) -> Any:
-    return CliRunner().invoke(main, [*args, "-w", str(ws.path)], catch_exceptions=False)
+    return CliRunner().invoke(
+        main, [*args, "-w", str(ws.path)], env=env_of(ws), catch_exceptions=False
+    )
 
 
 def test_optimize_prints_the_plan_interval_and_reasons_as_json(ws_with_run: Workspace) -> None:
@@ -45,7 +53,9 @@ def test_optimize_prints_the_plan_interval_and_reasons_as_json(ws_with_run: Work
 
 
 def test_an_unusable_run_is_refused_without_force(ws_with_run: Workspace) -> None:
-    out = CliRunner().invoke(main, ["optimize", "--budget", "400", "-w", str(ws_with_run.path)])
+    out = CliRunner().invoke(
+        main, ["optimize", "--budget", "400", "-w", str(ws_with_run.path)], env=env_of(ws_with_run)
+    )
     assert out.exit_code == 1 and "not usable" in out.output and "--force" in out.output
 
 
@@ -186,11 +196,13 @@ def test_curves_files_need_no_workspace(tmp_path: Path) -> None:
 def test_bad_input_is_named_and_saves_nothing(
     ws_with_run: Workspace, args: list[str], message: str
 ) -> None:
-    out = CliRunner().invoke(main, [*args, "-w", str(ws_with_run.path)])
+    out = CliRunner().invoke(main, [*args, "-w", str(ws_with_run.path)], env=env_of(ws_with_run))
     assert out.exit_code != 0 and message in out.output, out.output
     assert list_scenarios(ws_with_run) == []
 
 
 def test_no_run_says_how_to_get_one(workspace: Workspace) -> None:
-    out = CliRunner().invoke(main, ["optimize", "--budget", "10", "-w", str(workspace.path)])
+    out = CliRunner().invoke(
+        main, ["optimize", "--budget", "10", "-w", str(workspace.path)], env=env_of(workspace)
+    )
     assert out.exit_code == 1 and "mixwise mmm fit" in out.output
