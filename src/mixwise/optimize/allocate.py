@@ -58,7 +58,8 @@ _TOL = 1e-6  # constraint tolerance, relative to the budget (or the KPI target)
 # ~1e-7, and a tighter tolerance only ends in failed line searches.
 FTOL = 1e-8
 PENALTY = 100.0
-RESTARTS = 6  # SLSQP runs per start at most (see _run)
+RESTARTS = 6  # SLSQP runs at most for each of the POLISH best starts (see _run)
+POLISH = 2
 
 
 @dataclass(frozen=True)
@@ -733,34 +734,48 @@ def _run(
             worst = max(worst, float(np.max(np.r_[-metric_f(y), 0.0])))
         return worst
 
+    def slsqp(z: FloatArray, runs: int, last: float = np.inf) -> tuple[FloatArray, float, int]:
+        """Up to ``runs`` SLSQP runs, each from where the one before stopped, while that
+        still lowers the loss: SLSQP stops when one step changes the loss by less than FTOL,
+        which a poor quasi-Newton model (a curve with a kink near zero spend) causes long
+        before the optimum; a restart gives it a fresh model."""
+        its = 0
+        for _ in range(runs):
+            res = minimize(
+                fun,
+                z,
+                jac=True,
+                method="SLSQP",
+                bounds=[(0.0, None)] * (n + k),
+                constraints=cons,
+                options={"maxiter": 300, "ftol": FTOL},
+            )
+            its += int(res.nit)
+            z = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
+            value = float(res.fun)
+            if not last - value > 1e3 * FTOL * max(abs(value), 1.0):
+                break
+            last = value
+        return z, last if np.isfinite(last) else value, its
+
+    # One SLSQP run from every start; then the POLISH best of them restart until done.
+    iterations = 0
+    runs: list[tuple[float, FloatArray]] = []
+    for y0 in starts:
+        z0 = np.r_[y0, np.maximum(-metric_f(y0), 0.0) if k else np.zeros(0)]
+        z, value, its = slsqp(z0, 1)
+        iterations += its
+        runs.append((value, z))
+    runs.sort(key=lambda r: r[0])
+    points = []
+    for i, (value, z) in enumerate(runs):
+        if i < POLISH:
+            z, value, its = slsqp(z, RESTARTS - 1, last=value)
+            iterations += its
+        points.append(z[:n])
     best: tuple[float, FloatArray] | None = None
-    iterations = feasible = 0
-    for y0 in [*starts, *evaluate]:
-        y = y0
-        if not any(y0 is e for e in evaluate):
-            # SLSQP stops when one step changes the loss by less than FTOL, which a poor
-            # quasi-Newton model (a curve with a kink near zero spend) causes long before
-            # the optimum; so it restarts from where it stopped, with a fresh model, while
-            # that still helps.
-            z = np.r_[y0, np.maximum(-metric_f(y0), 0.0) if k else np.zeros(0)]
-            last = np.inf
-            for _ in range(RESTARTS):
-                res = minimize(
-                    fun,
-                    z,
-                    jac=True,
-                    method="SLSQP",
-                    bounds=[(0.0, None)] * (n + k),
-                    constraints=cons,
-                    options={"maxiter": 300, "ftol": FTOL},
-                )
-                iterations += int(res.nit)
-                z = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
-                value = float(res.fun)
-                if not last - value > 1e3 * FTOL * max(abs(value), 1.0):
-                    break
-                last = value
-            y = z[:n]
+    feasible = 0
+    for y in [*points, *evaluate]:
         if violation(y) > _TOL:
             continue
         feasible += 1
