@@ -6,6 +6,7 @@ option is missing there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -883,6 +884,7 @@ def optimize(
       mixwise optimize --budget 50000 --curves curves.csv
     """
     from mixwise.optimize import Objective, allocate
+    from mixwise.optimize.constraints import parse_groups
 
     if curves and points:
         raise click.UsageError("give --curves or --points, not both")
@@ -890,13 +892,10 @@ def optimize(
         raise click.UsageError("--budget is required (except with --objective min-spend)")
     if export_to and export_to.suffix.lower() not in (".csv", ".xlsx"):
         raise click.UsageError("--export takes a .csv or .xlsx file name")
-    group_map: dict[str, tuple[str, ...]] = {}
-    for text in groups:
-        name, sep, members = text.partition("=")
-        if not sep or not name.strip() or not _names(members):
-            raise click.UsageError(f"--group {text!r}: expected NAME=channel,channel")
-        group_map[name.strip()] = tuple(_names(members))
-    period_spec: str | int | None = periods
+    try:
+        group_map = parse_groups(groups)
+    except ValueError as exc:
+        raise click.UsageError(f"--{exc}") from exc
     try:
         goal = Objective(
             "min_spend" if objective == "min-spend" else objective,  # type: ignore[arg-type]
@@ -909,87 +908,94 @@ def optimize(
 
     if frontier and (budget is None or objective == "min-spend" or save_as or export_to):
         raise click.UsageError("--frontier takes --budget, and not --save, --export or min-spend")
+    if save_as and (curves or points):
+        raise click.UsageError("--save needs a workspace run; plans on curves files are not saved")
+    options: dict[str, Any] = {
+        "periods": periods,
+        "groups": group_map,
+        "starts": starts,
+        "force": force,
+    }
+    source: dict[str, Any]
+    with contextlib.ExitStack() as stack:
+        if curves or points:
+            from mixwise.optimize.sources import from_file
 
-    def plan(rm: Any) -> Any:
+            path = curves or points
+            rm = _call(from_file, path, "hill" if curves else "points")
+            source = {"curves": str(path)}
+        else:
+            ws = stack.enter_context(_open_workspace(workspace_dir))
+            rm, run_id = _response_model(ws, run, force, draws)
+            source = {"run": run_id}
         if frontier:
             from mixwise.optimize.scenarios import frontier as efficient
 
-            try:
-                table = efficient(
-                    rm,
-                    float(budget or 0.0),
-                    constraints=list(constraints),
-                    objective=goal,
-                    periods=period_spec,
-                    groups=group_map,
-                    starts=starts,
-                    force=force,
-                )
-            except ValueError as exc:
-                raise click.ClickException(str(exc)) from exc
+            table = _call(
+                efficient,
+                rm,
+                float(budget or 0.0),
+                constraints=list(constraints),
+                objective=goal,
+                **options,
+            )
             if as_json:
                 _emit(json.loads(table.to_json(orient="records")))
             else:
                 click.echo(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-            raise SystemExit(0)
-        try:
-            return allocate(
-                rm,
-                budget,
-                list(constraints),
-                goal,
-                periods=period_spec,
-                groups=group_map,
-                budget_mode="up_to" if up_to else "exact",
-                starts=starts,
-                force=force,
-            )
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    source: dict[str, Any]
-    if curves or points:
-        from mixwise.optimize.sources import from_file
-
-        try:
-            rm = from_file(curves or points, "hill" if curves else "points")  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
-        source = {"curves": str(curves or points)}
-        result = plan(rm)
+            return
+        result = _call(
+            allocate,
+            rm,
+            budget,
+            list(constraints),
+            goal,
+            budget_mode="up_to" if up_to else "exact",
+            **options,
+        )
         if save_as:
-            raise click.UsageError("--save needs a workspace run; curves files are not saved")
-    else:
-        from mixwise.mmm.response import UnusableModelError
-        from mixwise.mmm.runs import RunNotFound
-        from mixwise.optimize.sources import from_run
+            from mixwise.optimize.scenarios import save_scenario
 
-        with _open_workspace(workspace_dir) as ws:
-            try:
-                rm, run_id = from_run(ws, run, force=force, draws=draws)
-            except RunNotFound as exc:
-                raise click.ClickException(
-                    f"{exc}; fit a model first (mixwise mmm fit) or plan with --curves FILE"
-                ) from exc
-            except UnusableModelError as exc:
-                raise click.ClickException(f"{exc} (--force)") from exc
-            source = {"run": run_id}
-            result = plan(rm)
-            if save_as:
-                from mixwise.optimize.scenarios import save_scenario
-
-                source["scenario"] = save_scenario(ws, save_as, result, run_id=run_id)
+            source["scenario"] = _call(save_scenario, ws, save_as, result, run_id=run_id)
     if export_to:
-        frame = result.to_frame(save_as or "plan")
-        if export_to.suffix.lower() == ".csv":
-            frame.to_csv(export_to, index=False)
-        else:
-            frame.to_excel(export_to, index=False, sheet_name="plan")
+        _write_plan(result.to_frame(save_as or "plan"), export_to)
         source["export"] = str(export_to)
     if as_json:
         _emit({**source, **result.to_dict()})
         return
     _print_allocation(result, source)
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A domain call whose refusals (bad input, nothing by that name) become clean errors."""
+    try:
+        return fn(*args, **kwargs)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _response_model(ws: Any, run: int | None, force: bool, draws: int = 1000) -> Any:
+    """``(response model, run id)`` of a stored MMM run, or a CLI error saying what to do."""
+    from mixwise.mmm.response import UnusableModelError
+    from mixwise.mmm.runs import RunNotFound
+    from mixwise.optimize.sources import from_run
+
+    try:
+        return from_run(ws, run, force=force, draws=draws)
+    except RunNotFound as exc:
+        raise click.ClickException(
+            f"{exc}; fit a model first (mixwise mmm fit) or plan with --curves FILE"
+        ) from exc
+    except UnusableModelError as exc:
+        raise click.ClickException(f"{exc} (--force)") from exc
+
+
+def _write_plan(frame: Any, path: Path) -> None:
+    """A plan's rows (scenario, period, start, end, channel, amount) as .csv or .xlsx."""
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_excel(path, index=False, sheet_name="plan")
 
 
 def _print_allocation(result: Any, source: dict[str, Any]) -> None:
@@ -1040,15 +1046,6 @@ def scenario() -> None:
     current plan and manual what-ifs (plans come from `mixwise optimize --save NAME`)."""
 
 
-def _scenario_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    from mixwise.optimize.scenarios import ScenarioNotFound
-
-    try:
-        return fn(*args, **kwargs)
-    except (ScenarioNotFound, ValueError) as exc:
-        raise click.ClickException(str(exc).strip("'\"")) from exc
-
-
 @scenario.command("list")
 @workspace_option
 @json_option
@@ -1092,7 +1089,7 @@ def scenario_show(name: str, workspace_dir: Path | None, as_json: bool) -> None:
     from mixwise.optimize.scenarios import get_scenario
 
     with _open_workspace(workspace_dir) as ws:
-        item = _scenario_call(get_scenario, ws, name)
+        item = _call(get_scenario, ws, name)
     if as_json:
         _emit(item.as_dict())
         return
@@ -1126,7 +1123,7 @@ def scenario_compare(names: tuple[str, ...], workspace_dir: Path | None, as_json
     from mixwise.optimize.scenarios import compare, get_scenario
 
     with _open_workspace(workspace_dir) as ws:
-        items = [_scenario_call(get_scenario, ws, n) for n in names]
+        items = [_call(get_scenario, ws, n) for n in names]
     table = compare(items)
     if as_json:
         _emit(json.loads(table.to_json()))
@@ -1151,12 +1148,9 @@ def scenario_export(name: str, file: Path, workspace_dir: Path | None) -> None:
     if file.suffix.lower() not in (".csv", ".xlsx"):
         raise click.UsageError("the file must end in .csv or .xlsx")
     with _open_workspace(workspace_dir) as ws:
-        item = _scenario_call(get_scenario, ws, name)
+        item = _call(get_scenario, ws, name)
     frame = item.frame()
-    if file.suffix.lower() == ".csv":
-        frame.to_csv(file, index=False)
-    else:
-        frame.to_excel(file, index=False, sheet_name="plan")
+    _write_plan(frame, file)
     click.echo(f"written {len(frame)} rows to {file}")
 
 
@@ -1173,7 +1167,7 @@ def scenario_activate(name: str, workspace_dir: Path | None) -> None:
     from mixwise.optimize.scenarios import set_active
 
     with _open_workspace(workspace_dir) as ws:
-        _scenario_call(set_active, ws, name, actor="cli")
+        _call(set_active, ws, name, actor="cli")
     click.echo(f"{name} is the active plan")
 
 
@@ -1190,7 +1184,7 @@ def scenario_delete(name: str, workspace_dir: Path | None) -> None:
     from mixwise.optimize.scenarios import delete_scenario
 
     with _open_workspace(workspace_dir) as ws:
-        _scenario_call(delete_scenario, ws, name, actor="cli")
+        _call(delete_scenario, ws, name, actor="cli")
     click.echo(f"deleted {name}")
 
 
@@ -1224,41 +1218,25 @@ def scenario_what_if(
       mixwise scenario what-if current
       mixwise scenario what-if more-tv --amount tv=400000 --amount search=150000
     """
-    from mixwise.mmm.response import UnusableModelError
-    from mixwise.mmm.runs import RunNotFound
     from mixwise.optimize.allocate import evaluate_plan
     from mixwise.optimize.scenarios import save_scenario
-    from mixwise.optimize.sources import from_run
 
     plan: dict[str, float] = {}
     for text in amounts:
         channel, sep, value = text.partition("=")
         try:
-            plan[channel.strip()] = float(value)
+            amount = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not channel.strip() or plan.get(channel.strip(), -1) < 0:
+            amount = -1.0
+        if not sep or not channel.strip() or not amount >= 0:
             raise click.UsageError(f"--amount {text!r}: expected channel=amount (>= 0)")
+        plan[channel.strip()] = amount
     with _open_workspace(workspace_dir) as ws:
-        try:
-            rm, run_id = from_run(ws, run, force=force)
-        except (RunNotFound, UnusableModelError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        try:
-            if plan:
-                result = evaluate_plan(rm, plan, periods=periods, force=force)
-            else:
-                from mixwise.optimize.periods import horizon
-
-                hz = horizon(periods, rm.period_days, rm.next_date, rm.carry_periods)
-                current = [
-                    rm.history_mean * hz.days(i) / hz.period_days for i in range(hz.n_budget)
-                ]
-                result = evaluate_plan(rm, current, periods=periods, force=force)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+        rm, run_id = _response_model(ws, run, force)
+        # No amounts: the current plan (the data's average spend rate).
+        result = _call(evaluate_plan, rm, plan or None, periods=periods, force=force)
         kind = "manual" if plan else "current"
-        scenario_id = _scenario_call(save_scenario, ws, name, result, kind=kind, run_id=run_id)
+        scenario_id = _call(save_scenario, ws, name, result, kind=kind, run_id=run_id)
     if as_json:
         _emit({"scenario": scenario_id, "run": run_id, **result.to_dict()})
         return
@@ -1297,23 +1275,17 @@ def reallocate(
       mixwise reallocate
       mixwise reallocate --max-change 0.1 --save q4-review
     """
-    from mixwise.mmm.response import UnusableModelError
-    from mixwise.mmm.runs import RunNotFound
     from mixwise.optimize.scenarios import reallocate as propose
     from mixwise.optimize.scenarios import save_scenario
-    from mixwise.optimize.sources import from_run
 
     with _open_workspace(workspace_dir) as ws:
-        try:
-            rm, run_id = from_run(ws, run, force=force)
-        except (RunNotFound, UnusableModelError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        base, result = _scenario_call(
+        rm, run_id = _response_model(ws, run, force)
+        base, result = _call(
             propose, ws, rm, max_change=max_change, scenario=scenario_name, force=force
         )
         source: dict[str, Any] = {"run": run_id, "reviewed": base.name}
         if save_as:
-            source["scenario"] = _scenario_call(save_scenario, ws, save_as, result, run_id=run_id)
+            source["scenario"] = _call(save_scenario, ws, save_as, result, run_id=run_id)
     if as_json:
         _emit({**source, **result.to_dict()})
         return

@@ -157,7 +157,6 @@ def _plan(ws: Workspace) -> tuple[str, ...]:
     from mixwise.mmm.response import UnusableModelError
     from mixwise.mmm.runs import RunNotFound
     from mixwise.optimize.allocate import allocate, evaluate_plan
-    from mixwise.optimize.periods import horizon
     from mixwise.optimize.scenarios import list_scenarios, save_scenario, set_active
     from mixwise.optimize.sources import from_run
 
@@ -170,10 +169,8 @@ def _plan(ws: Workspace) -> tuple[str, ...]:
     if rm.next_date is None:  # pragma: no cover - MMM runs always have dates
         return ()
     quarter = quarter_after(rm.next_date)
-    hz = horizon(quarter, rm.period_days, rm.next_date, rm.carry_periods)
-    current = [rm.history_mean * hz.days(i) / hz.period_days for i in range(hz.n_budget)]
     # from_run has refused an unusable run already; force only skips the second check.
-    now = evaluate_plan(rm, current, periods=quarter, force=True)
+    now = evaluate_plan(rm, None, periods=quarter, force=True)
     best = allocate(
         rm, now.spend, list(DEMO_RULES), periods=quarter, groups=DEMO_GROUPS, force=True
     )

@@ -53,7 +53,7 @@ from mixwise.optimize.response import ResponseModel
 FloatArray = npt.NDArray[np.float64]
 ObjectiveKind = Literal["revenue", "conversions", "kpi", "profit", "min_spend"]
 _INTERVAL = (0.05, 0.95)
-_TOL = 1e-6  # constraint tolerance, relative to the budget (or the KPI target)
+_TOL = 1e-6  # constraint tolerance, relative to the budget
 # SLSQP's stopping tolerance on the O(1) loss: float32 arithmetic (JAX's default) resolves
 # ~1e-7, and a tighter tolerance only ends in failed line searches.
 FTOL = 1e-8
@@ -240,8 +240,6 @@ def _objective_fn(
 ) -> Any:
     """The loss SLSQP minimises, in the solver's units (``y = x / scale``)."""
     lead, spread, tail, base, _ = data
-    if kind == "min_spend":
-        return y.sum()
     x = y.reshape(spread.shape[1], -1) * scale
     incr = _incremental_fn(rm, gap, lead, spread, tail, base, x)
     if kind == "profit":
@@ -254,13 +252,12 @@ def _metrics_fn(
     gap: int,
     risk: str,
     rows: tuple[tuple[float, tuple[int, ...] | None], ...],
-    target: float,
     data: tuple[Any, ...],
     scale: Any,
     y: Any,
 ) -> Any:
-    """Each ROI/CPA rule (and a KPI target) as ``g(y) >= 0``; ``rows``: (signed level,
-    channel positions or None for overall); level 0 with None is the KPI target."""
+    """Each ROI/CPA rule as ``g(y) >= 0``; ``rows``: (signed level, channel positions or
+    None for overall)."""
     import jax.numpy as jnp
 
     lead, spread, tail, base, base_media = data
@@ -277,10 +274,6 @@ def _metrics_fn(
             value, spend = summarise(part.sum(axis=1), risk), x[:, list(idx)].sum()
         sign = 1.0 if level >= 0 else -1.0
         out.append(sign * (value - abs(level) * spend) / scale)
-    if target > 0:
-        if incr is None:
-            incr = summarise(_incremental_fn(rm, gap, lead, spread, tail, base, x), risk)
-        out.append((incr - target) / target)
     return jnp.stack(out) if out else jnp.zeros(0)
 
 
@@ -295,9 +288,9 @@ def _compiled() -> dict[str, Any]:
         )
         obj_static = ("rm", "gap", "kind", "risk")
         _CACHE["loss"] = _jit(jax.value_and_grad(_objective_fn, argnums=8), obj_static)
-        m_static = ("rm", "gap", "risk", "rows", "target")
+        m_static = ("rm", "gap", "risk", "rows")
         _CACHE["metrics"] = _jit(_metrics_fn, m_static)
-        _CACHE["metrics_jac"] = _jit(jax.jacrev(_metrics_fn, argnums=7), m_static)
+        _CACHE["metrics_jac"] = _jit(jax.jacrev(_metrics_fn, argnums=6), m_static)
     return _CACHE
 
 
@@ -361,18 +354,15 @@ def allocate(
 
     ``periods``: the horizon (:func:`mixwise.optimize.periods.horizon`; default one period of
     the model's frequency). ``groups``: channel groups that rules may name. ``budget_mode``:
-    spend the budget exactly or up to it. ``reference``: the current plan's spend per model
-    period and channel (default the model's ``history_mean``). ``starts``: optimiser starts.
+    spend the budget exactly or up to it. ``reference``: the current plan, as spend per model
+    period and channel (default the model's ``history_mean``) or as a (budget periods ×
+    channels) plan; changes and ± % rules are against it. ``starts``: optimiser starts.
     A model whose fit is not usable is refused unless ``force``.
     """
     t0 = time.perf_counter()
     rm = response_model
     obj = objective if isinstance(objective, Objective) else Objective(objective)
-    if not getattr(rm, "usable", True) and not force:
-        raise UnusableModelError(
-            f"the response model is not usable ({getattr(rm, 'verdict', '')}); refit the "
-            "model, or force its use"
-        )
+    _check_usable(rm, force)
     if obj.kind == "min_spend":
         if budget is not None and not budget > 0:
             raise ValueError("the budget cap must be > 0")
@@ -399,9 +389,7 @@ def allocate(
     if reference is not None and given.shape == (b, c):
         ref_plan = given  # a plan over the same budget periods (e.g. the active scenario)
     else:
-        rate = given if reference is not None else np.asarray(rm.history_mean, dtype=np.float64)
-        # The current plan per budget period: its rate per model period × the period's length.
-        ref_plan = np.array([rate * hz.days(i) / hz.period_days for i in range(b)])
+        ref_plan = hz.reference_plan(given if reference is not None else rm.history_mean)
     ref_total = ref_plan.sum(axis=0)
     mode = budget_mode if obj.kind != "min_spend" else "up_to"  # a spend target: a cap at most
     lin = linear_rules(rules, channels, groups, b, budget, mode, ref_total)
@@ -415,15 +403,14 @@ def allocate(
     problem = _Problem(rm, hz)
     kpi_type = "conversions" if obj.kind == "conversions" else _kpi_type(rm.kpi_name)
     scale = float(budget) if budget else max(float(ref_plan.sum()), 1.0)
-    x_ref = ref_plan
     if obj.kind == "min_spend":
         solved, lin = _min_spend(
             problem, rules, obj, channels, groups, budget, ref_plan, starts, seed
         )
     else:
-        solved = _solve(problem, lin, rules, obj, channels, groups, scale, x_ref, starts, seed)
+        solved = _solve(problem, lin, rules, obj, channels, groups, scale, ref_plan, starts, seed)
     x = np.where(solved["x"] > 1e-9 * scale, solved["x"], 0.0)  # solver dust is no spend
-    result = _describe(problem, x, x_ref, rules, lin, obj, channels, groups, kpi_type)
+    result = _describe(problem, x, ref_plan, rules, lin, obj, channels, groups, kpi_type)
     result.solver.update(
         {k: v for k, v in solved.items() if k != "x"}, seconds=time.perf_counter() - t0
     )
@@ -453,21 +440,20 @@ def evaluate_plan(
     """The predicted outcome of a given plan (a manual what-if, or the current plan), in the
     same form as :func:`allocate`'s, without optimising.
 
-    ``plan``: a ``(budget periods, channels)`` array or DataFrame (columns = channels), or a
+    ``plan``: a ``(budget periods, channels)`` array or DataFrame (columns = channels), a
     mapping channel → amount over the horizon (spread over the periods by their days;
-    channels left out get nothing).
+    channels left out get nothing), or None for the current plan (the model's
+    ``history_mean`` rate).
     """
     rm = response_model
-    if not getattr(rm, "usable", True) and not force:
-        raise UnusableModelError(
-            f"the response model is not usable ({getattr(rm, 'verdict', '')}); refit the "
-            "model, or force its use"
-        )
+    _check_usable(rm, force)
     hz = horizon(periods, rm.period_days, rm.next_date, rm.carry_periods)
     channels = list(rm.channels)
     b = hz.n_budget
     days = np.array([hz.days(i) for i in range(b)])
-    if isinstance(plan, Mapping):
+    if plan is None:
+        x = hz.reference_plan(rm.history_mean)
+    elif isinstance(plan, Mapping):
         unknown = sorted(set(plan) - set(channels))
         if unknown:
             raise ValueError(f"the plan names unknown channels {unknown}; channels: {channels}")
@@ -486,15 +472,25 @@ def evaluate_plan(
         )
     if not np.all(np.isfinite(x)) or np.any(x < 0):
         raise ValueError("plan amounts must be finite and >= 0")
-    current = rm.history_mean if reference is None else np.asarray(reference, dtype=np.float64)
-    x_ref = np.array([current * hz.days(i) / hz.period_days for i in range(b)])
+    x_ref = hz.reference_plan(rm.history_mean if reference is None else reference)
     lin = linear_rules([], channels, {}, b, None, "exact", x_ref.sum(axis=0))
     obj = Objective("kpi", risk=risk)
     result = _describe(
         _Problem(rm, hz), x, x_ref, [], lin, obj, channels, {}, _kpi_type(rm.kpi_name)
     )
-    result.request = {"periods": periods, "plan": "given", "risk": risk}
+    result.request = {
+        "periods": periods,
+        "plan": "current" if plan is None else "given",
+        "risk": risk,
+    }
     return result
+
+
+def _check_usable(rm: ResponseModel, force: bool) -> None:
+    if not rm.usable and not force:
+        raise UnusableModelError(
+            f"the response model is not usable ({rm.verdict}); refit the model, or force its use"
+        )
 
 
 def _kpi_type(name: str) -> str:
@@ -561,7 +557,7 @@ def _solve(
             stats["feasible_starts"] = second["feasible_starts"]
             stats["iterations"] += second["iterations"]
     if best is None:
-        raise InfeasibleError(_metric_failure(metric, obj))
+        raise InfeasibleError(_metric_failure(metric))
     return {
         "x": best.reshape(x_ref.shape) * scale,
         **stats,
@@ -674,32 +670,30 @@ def _run(
     fns = problem.fns
     rm, gap, data = problem.rm, problem.gap, problem.data
     margin = float(obj.margin or 0.0)
-    target = float(obj.target or 0.0) if obj.kind == "min_spend" else 0.0
     kind = obj.kind
     # The loss's unit: the objective's size at the reference plan, or at an even split of the
     # budget when the reference brings nothing, so the solver works on O(1) numbers.
     norm = 1.0
-    if kind != "min_spend":
-        for y in (x_ref.ravel() / scale, np.full(n, 1.0 / n)):
-            v0, _ = fns["loss"](rm, gap, kind, obj.risk, data, scale, 1.0, margin, _to_jnp(y))
-            if abs(float(v0)) > 1e-9:
-                norm = abs(float(v0))
-                break
+    for y in (x_ref.ravel() / scale, np.full(n, 1.0 / n)):
+        v0, _ = fns["loss"](rm, gap, kind, obj.risk, data, scale, 1.0, margin, _to_jnp(y))
+        if abs(float(v0)) > 1e-9:
+            norm = abs(float(v0))
+            break
 
     def metric_f(y: Any) -> FloatArray:
-        out = fns["metrics"](rm, gap, obj.risk, rows, target, data, scale, _to_jnp(y))
+        out = fns["metrics"](rm, gap, obj.risk, rows, data, scale, _to_jnp(y))
         return np.asarray(out, dtype=np.float64)
 
     def metric_j(y: Any) -> FloatArray:
-        out = fns["metrics_jac"](rm, gap, obj.risk, rows, target, data, scale, _to_jnp(y))
+        out = fns["metrics_jac"](rm, gap, obj.risk, rows, data, scale, _to_jnp(y))
         return np.asarray(out, dtype=np.float64).reshape(-1, n)
 
-    # ROI/CPA rules and a KPI target are nonlinear, and SLSQP stalls ("inequality
+    # ROI/CPA rules are nonlinear, and SLSQP stalls ("inequality
     # constraints incompatible") when it starts where they fail. So they are elastic: each
     # gets a slack s >= 0 (g(y) + s >= 0) that costs PENALTY per unit in the loss; a start
     # is always feasible, and the slack is zero at the end whenever the rule can hold (an
     # exact penalty: PENALTY exceeds the rules' multipliers on the loss's O(1) scale).
-    k = len(rows) + (1 if target > 0 else 0)
+    k = len(rows)
     A = np.hstack([lin.A, np.zeros((len(lin.labels), k))])
     lo, hi = lin.lo / scale, lin.hi / scale
     eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
@@ -790,17 +784,13 @@ def _run(
     }
 
 
-def _metric_failure(metric: Sequence[tuple[Constraint, list[int] | None]], obj: Objective) -> str:
-    if not metric and obj.kind != "min_spend":
+def _metric_failure(metric: Sequence[tuple[Constraint, list[int] | None]]) -> str:
+    if not metric:
         return "no plan found that keeps every rule (the optimiser did not converge)"
-    names = [str(r) for r, _ in metric]
-    if obj.kind == "min_spend":
-        names.append(f"incremental KPI >= {obj.target:g}")
-    text = "no plan keeps " + "; ".join(names)
     return (
-        text + ". The response model cannot reach these levels with the allowed spend: lower the "
-        "targets, raise the budget (for KPI targets) or allow spending less (ROI targets rise "
-        "as spend falls: use an 'up to' budget)."
+        "no plan keeps " + "; ".join(str(r) for r, _ in metric) + ". The response model "
+        "cannot reach these levels with the allowed spend: lower the targets, or allow "
+        "spending less (ROI targets rise as spend falls: use an 'up to' budget)."
     )
 
 

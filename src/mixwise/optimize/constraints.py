@@ -125,6 +125,22 @@ def parse_constraint(text: str) -> Constraint:
     return Constraint("fixed" if op == "=" else "amount", lhs, op_t, value, text=text)
 
 
+def parse_groups(lines: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``["brand=tv,video", ...]`` as ``{"brand": ("tv", "video")}`` (blank lines skipped);
+    ``ValueError`` on a line that is not ``NAME=channel,channel``."""
+    out: dict[str, tuple[str, ...]] = {}
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        name, sep, channels = text.partition("=")
+        names = tuple(n.strip() for n in channels.split(",") if n.strip())
+        if not sep or not name.strip() or not names:
+            raise ValueError(f"group {text!r}: expected NAME=channel,channel")
+        out[name.strip()] = names
+    return out
+
+
 def parse_constraints(rules: Sequence[str | Constraint]) -> list[Constraint]:
     return [r if isinstance(r, Constraint) else parse_constraint(r) for r in rules]
 

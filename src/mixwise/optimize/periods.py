@@ -66,6 +66,14 @@ class Horizon:
             return float(self.period_days)
         return float((end - start).days)
 
+    def reference_plan(self, rate: npt.ArrayLike) -> FloatArray:
+        """A plan spending ``rate`` per model period (channels last) in every budget period,
+        ``(budget periods, channels)``: each period gets the rate times its length."""
+        per_period = np.asarray(rate, dtype=np.float64)
+        return np.array(
+            [per_period * self.days(b) / self.period_days for b in range(self.n_budget)]
+        )
+
     def assumption(self) -> str:
         unit = "week" if self.period_days == 7 else f"{self.period_days}-day period"
         if self.n_budget == 1 and self.n_model == 1 and self.gap == 0:

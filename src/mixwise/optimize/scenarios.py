@@ -96,8 +96,12 @@ def _info(row: Scenario) -> ScenarioInfo:
     )
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str | None, *, required: bool = True) -> str | None:
+    """A scenario name, stripped; ``ValueError`` when empty (unless not ``required``: then
+    None) or longer than ``MAX_NAME``."""
     clean = (name or "").strip()
+    if not clean and not required:
+        return None
     if not clean or len(clean) > MAX_NAME:
         raise ValueError(f"a scenario name must have 1 … {MAX_NAME} characters, got {name!r}")
     return clean
@@ -114,7 +118,7 @@ def save_scenario(
     actor: str | None = None,
 ) -> int:
     """Store ``result`` as scenario ``name`` (replacing one of that name); its id."""
-    name = _check_name(name)
+    name = str(check_name(name))
     if kind not in ("optimized", "current", "manual"):
         raise ValueError(f"kind must be optimized, current or manual, got {kind!r}")
     payload = result.to_dict()

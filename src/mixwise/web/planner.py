@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mixwise.mmm.response import UnusableModelError
 from mixwise.mmm.runs import RunNotFound, show_run
-from mixwise.optimize.constraints import InfeasibleError
-from mixwise.optimize.scenarios import MAX_NAME, ScenarioInfo
+from mixwise.optimize.constraints import InfeasibleError, parse_groups
+from mixwise.optimize.scenarios import MAX_NAME, ScenarioInfo, check_name
 from mixwise.web.attribution import Problem, finite
 from mixwise.web.i18n import N_
 from mixwise.web.mmm import kpi_label
@@ -135,32 +135,6 @@ class FormProblems(ValueError):
         self.form = form
 
 
-def parse_groups(lines: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """``["brand=tv,video", ...]`` as ``{"brand": ("tv", "video")}``; ``ValueError`` on a
-    line that is not ``NAME=channel,channel``."""
-    out: dict[str, tuple[str, ...]] = {}
-    for line in lines:
-        text = line.strip()
-        if not text:
-            continue
-        name, sep, members = text.partition("=")
-        names = tuple(n.strip() for n in members.split(",") if n.strip())
-        if not sep or not name.strip() or not names:
-            raise ValueError(f"group {text!r}: expected NAME=channel,channel")
-        out[name.strip()] = names
-    return out
-
-
-def check_name(name: str | None) -> str | None:
-    """A scenario name stripped (None when empty); ``ValueError`` when too long."""
-    clean = (name or "").strip()
-    if not clean:
-        return None
-    if len(clean) > MAX_NAME:
-        raise ValueError(f"a scenario name must have 1 … {MAX_NAME} characters")
-    return clean
-
-
 def _number(text: str) -> float | None:
     """A number as people type it ("250,000", "1 000 000", "2.5e5"); None when empty;
     ``ValueError`` when it is not one."""
@@ -252,7 +226,7 @@ def parse_form(values: Mapping[str, list[str]]) -> tuple[PlanRequest, dict[str, 
     if len(rules) > MAX_RULES:
         problems.append(Problem(N_("At most %(count)s rules."), {"count": MAX_RULES}))
     try:
-        save_as = check_name(form["save_as"])
+        save_as = check_name(form["save_as"], required=False)
     except ValueError:
         save_as = None
         problems.append(
@@ -417,7 +391,7 @@ def run_plan(
     from mixwise.optimize.scenarios import save_scenario
 
     try:
-        name = check_name(req.save_as)
+        name = check_name(req.save_as, required=False)
         goal = req.goal()
     except ValueError as exc:
         raise _domain_error(exc) from exc
