@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -295,3 +296,60 @@ def test_kinked_curves_are_solved_to_equal_marginal_returns() -> None:
     m = got.channels["marginal_roi"]
     assert (got.channels["spend"] > 0.5).all(), got.channels["spend"]
     assert m.max() - m.min() <= 0.01 * m.max(), m
+
+
+def test_a_large_flighting_plan_reaches_the_closed_form_optimum() -> None:
+    """13 weeks × 5 channels (65 amounts: the augmented-Lagrangian solver) on concave curves
+    without carry-over: every week is the one-week water-filling optimum of a 13th."""
+    rm = concave()
+    weekly = 100.0
+    got = allocate(rm, 13 * weekly, periods=13)
+    assert got.solver["method"].startswith("augmented Lagrangian")
+    plan = got.plan.to_numpy()
+    assert plan.shape == (13, 5)
+    assert plan.sum() == pytest.approx(13 * weekly, rel=1e-6)
+    best = water_filling(np.asarray(rm.max_effect)[0], np.asarray(rm.half)[0], weekly)
+    total = sum(value(rm, row) for row in plan)
+    assert total == pytest.approx(13 * value(rm, best), rel=1e-6)
+    np.testing.assert_allclose(plan.sum(axis=0) / 13, best, atol=2e-3 * weekly)
+
+
+def test_a_large_plan_keeps_its_rules() -> None:
+    """The large-plan solver keeps shares, bounds and period caps like SLSQP does."""
+    rm = s_shaped()
+    rules = ["brand>=60%", "display<=5", "tv>=100", "period<=150"]
+    got = allocate(rm, 13 * 100.0, rules, periods=13, groups=GROUPS)
+    assert got.solver["method"].startswith("augmented Lagrangian")
+    plan = got.plan.to_numpy()
+    assert plan.min() >= 0
+    assert plan.sum() == pytest.approx(1300.0, rel=1e-6)
+    assert plan[:, :2].sum() >= 0.6 * 1300.0 * (1 - 1e-6)
+    assert all(r["ok"] for r in got.rules)
+    assert plan.sum(axis=1).max() <= 150.0 * (1 + 1e-6)
+    assert plan[:, 4].sum() <= 5 * (1 + 1e-6)
+
+
+def test_starts_explored_on_fewer_draws_find_the_plan_of_all_draws() -> None:
+    """A model with many draws explores its starts on a thinned copy, then polishes on all
+    draws: the plan is as good (on all draws) as exploring on all of them."""
+
+    rng = np.random.default_rng(4)
+    draws = 800
+    rm = HillResponse(
+        channels=CHANNELS,
+        half=np.array([80.0, 40.0, 20.0, 30.0, 10.0]) * rng.lognormal(0, 0.3, (draws, 5)),
+        slope=np.array([2.5, 2.0, 1.5, 3.0, 1.2]) * rng.lognormal(0, 0.1, (draws, 5)),
+        max_effect=np.array([400.0, 180.0, 150.0, 120.0, 30.0]) * rng.lognormal(0, 0.2, (draws, 5)),
+        current=[40.0, 20.0, 20.0, 10.0, 10.0],
+    )
+    got = allocate(rm, 150.0)
+    assert got.solver["explore_draws"] == 250
+    module = importlib.import_module("mixwise.optimize.allocate")
+    saved = module.EXPLORE_DRAWS
+    module.EXPLORE_DRAWS = 10_000  # no thinning
+    try:
+        full = allocate(rm, 150.0)
+    finally:
+        module.EXPLORE_DRAWS = saved
+    assert full.solver["explore_draws"] is None
+    assert got.kpi["mean"] >= full.kpi["mean"] * (1 - 1e-5)

@@ -184,3 +184,23 @@ def test_bad_curve_files_name_row_column_and_expected_form(
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no such file"):
         read_hill_csv(tmp_path / "nope.csv")
+
+
+def test_a_thinned_model_is_the_same_model_on_fewer_draws(tiny_mmm: Any) -> None:
+    """``thin`` keeps evenly spaced draws: the thinned model's KPI is the full model's KPI on
+    those draws (the optimizer explores on it)."""
+    plan = np.array([[40.0, 20.0, 25.0], [10.0, 30.0, 0.0]])
+    rm = hill_model(draws=50)
+    small = rm.thin(5)
+    take = np.linspace(0, 49, 5).round().astype(int)
+    np.testing.assert_allclose(small.kpi(plan), np.asarray(rm.kpi(plan))[take], rtol=1e-6)
+    assert small.channels == rm.channels and small.n_draws == 5
+    np.testing.assert_array_equal(small.history_mean, rm.history_mean)
+    assert rm.thin(500).n_draws == 50  # no more draws than there are
+
+    mmm = MMMResponse.from_mmm(tiny_mmm, force=True)
+    few = mmm.thin(7)
+    take = np.linspace(0, mmm.n_draws - 1, 7).round().astype(int)
+    spend = np.full((3, len(mmm.channels)), 100.0)
+    np.testing.assert_allclose(few.kpi(spend), np.asarray(mmm.kpi(spend))[take], rtol=1e-6)
+    np.testing.assert_allclose(few.baseline(3), mmm.baseline(3)[take], rtol=1e-6)

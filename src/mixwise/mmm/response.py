@@ -28,7 +28,7 @@ their mean over the fitted data (they are unknown in the future).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +46,14 @@ FloatArray = npt.NDArray[np.float64]
 
 class UnusableModelError(ValueError):
     """The fit's verdict is "do not use" and the caller did not force its use."""
+
+
+def thin_index(total: int, draws: int | None) -> npt.NDArray[np.int64]:
+    """Positions of ``draws`` evenly spaced draws out of ``total`` (all of them without
+    ``draws`` or when there are no more)."""
+    if draws is None or draws >= total:
+        return np.arange(total)
+    return np.linspace(0, total - 1, max(int(draws), 1)).round().astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,11 +99,7 @@ class ResponseModel:
             )
         s = mmm.samples_
         n = len(np.asarray(s["beta"]))
-        take = (
-            np.arange(n)
-            if draws is None or draws >= n
-            else np.linspace(0, n - 1, max(int(draws), 1)).round().astype(np.int64)
-        )
+        take = thin_index(n, draws)
         names = (*mmm.adstock_.param_names, *mmm.saturation_.param_names, "beta")
         params = {k: jnp.asarray(np.asarray(s[k], dtype=np.float32)[take]) for k in names}
         inputs = mmm.inputs_
@@ -155,6 +159,17 @@ class ResponseModel:
             usable=bool(verdict.usable),
             verdict=verdict.message,
             kpi_name=str(data.kpi),
+        )
+
+    def thin(self, draws: int) -> ResponseModel:
+        """The same model on ``draws`` evenly spaced posterior draws (all when there are no
+        more): the optimizer explores its starts on a thinned model and polishes on this one."""
+        take = thin_index(self.n_draws, draws)
+        return replace(
+            self,
+            params={k: v[take] for k, v in self.params.items()},
+            kappa=self.kappa[take],
+            baseline_draws={k: v[take] for k, v in self.baseline_draws.items()},
         )
 
     @property

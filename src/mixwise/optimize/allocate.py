@@ -21,13 +21,18 @@ have exact gradients; SLSQP (scipy) solves the problem with the linear rules (bu
 group shares, period caps) as constraints. Saturation curves are S-shaped and the problem is
 not concave, so it runs from several starts (the reference plan scaled to the budget, an
 equal split, a feasible point of the linear rules, and random splits) and keeps the best plan
-that keeps every rule. Linear rules that cannot hold together are reported by name
-(:func:`~mixwise.optimize.constraints.explain_infeasible`) before any optimisation.
+that keeps every rule. Plans of LARGE_PLAN amounts or more use the augmented Lagrangian of
+:mod:`mixwise.optimize.lagrangian` instead of SLSQP; a model with many draws explores its
+starts on EXPLORE_DRAWS of them and polishes the best on all. Linear rules that cannot hold
+together are reported by name (:func:`~mixwise.optimize.constraints.explain_infeasible`)
+before any optimisation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,6 +65,8 @@ FTOL = 1e-8
 PENALTY = 100.0
 RESTARTS = 6  # SLSQP runs at most for each of the POLISH best starts (see _run)
 POLISH = 2
+EXPLORE_DRAWS = 250  # the starts are solved on this many draws, the best POLISH on all
+LARGE_PLAN = 64  # from this many amounts (channels × periods) on, the augmented Lagrangian
 
 
 @dataclass(frozen=True)
@@ -303,12 +310,34 @@ def _to_jnp(x: Any) -> Any:
     return jnp.asarray(x, dtype=jnp.float32)
 
 
-class _Problem:
-    """A response model over a horizon: the data the pure functions above take."""
+_THINNED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
-    def __init__(self, rm: ResponseModel, hz: Horizon) -> None:
+
+def _thinned(rm: ResponseModel) -> ResponseModel | None:
+    """``rm`` on EXPLORE_DRAWS draws, kept while ``rm`` lives (the compiled functions are
+    keyed by the model object), or None when it has no more draws or cannot thin."""
+    thin = getattr(rm, "thin", None)
+    if thin is None or rm.n_draws < 2 * EXPLORE_DRAWS:
+        return None
+    try:
+        return _THINNED[rm]  # type: ignore[no-any-return]
+    except (KeyError, TypeError):
+        pass
+    small = thin(EXPLORE_DRAWS)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: thinned each time
+        _THINNED[rm] = small
+    return small  # type: ignore[no-any-return]
+
+
+class _Problem:
+    """A response model over a horizon: the data the pure functions above take.
+    ``explore``: the same on a thinned model (see :data:`EXPLORE_DRAWS`), or None."""
+
+    def __init__(self, rm: ResponseModel, hz: Horizon, explore: bool = True) -> None:
         import jax.numpy as jnp
 
+        small = _thinned(rm) if explore else None
+        self.explore = _Problem(small, hz, explore=False) if small is not None else None
         self.rm = rm
         self.hz = hz
         c = len(rm.channels)
@@ -475,9 +504,9 @@ def evaluate_plan(
     x_ref = hz.reference_plan(rm.history_mean if reference is None else reference)
     lin = linear_rules([], channels, {}, b, None, "exact", x_ref.sum(axis=0))
     obj = Objective("kpi", risk=risk)
-    result = _describe(
-        _Problem(rm, hz), x, x_ref, [], lin, obj, channels, {}, _kpi_type(rm.kpi_name)
-    )
+    problem = _Problem(rm, hz, explore=False)
+    kpi_type = _kpi_type(rm.kpi_name)
+    result = _describe(problem, x, x_ref, [], lin, obj, channels, {}, kpi_type)
     result.request = {
         "periods": periods,
         "plan": "current" if plan is None else "given",
@@ -561,8 +590,21 @@ def _solve(
     return {
         "x": best.reshape(x_ref.shape) * scale,
         **stats,
-        "method": "SLSQP with JAX gradients, multi-start",
+        "method": _method(problem, x_ref.size, bool(rows)),
+        "explore_draws": problem.explore.rm.n_draws if problem.explore is not None else None,
     }
+
+
+def _method(problem: _Problem, n: int, metric_rules: bool) -> str:
+    """The solver in words, for the result's ``solver`` block."""
+    large = n >= LARGE_PLAN and not metric_rules
+    how = "augmented Lagrangian with L-BFGS-B (a large plan)" if large else "SLSQP"
+    explore = (
+        f", starts explored on {problem.explore.rm.n_draws} of the draws"
+        if problem.explore is not None
+        else ""
+    )
+    return f"{how} with JAX gradients, multi-start{explore}"
 
 
 def _min_spend(
@@ -652,6 +694,140 @@ def _starts(
     return points[: max(n_starts, 1)]
 
 
+class _Loss:
+    """One problem in the solver's units (``y = x / scale``): the loss, the ROI/CPA rules as
+    elastic constraints, the linear rules, and the two solvers."""
+
+    def __init__(
+        self,
+        problem: _Problem,
+        lin: LinearRules,
+        obj: Objective,
+        rows: tuple[tuple[float, tuple[int, ...] | None], ...],
+        scale: float,
+        x_ref: FloatArray,
+    ) -> None:
+        self.n = n = x_ref.size
+        self.k = k = len(rows)
+        fns = problem.fns
+        rm, gap, data = problem.rm, problem.gap, problem.data
+        margin = float(obj.margin or 0.0)
+        kind, risk = obj.kind, obj.risk
+        # The loss's unit: the objective's size at the reference plan, or at an even split
+        # of the budget when the reference brings nothing, so the solver works on O(1).
+        norm = 1.0
+        for y in (x_ref.ravel() / scale, np.full(n, 1.0 / n)):
+            v0, _ = fns["loss"](rm, gap, kind, risk, data, scale, 1.0, margin, _to_jnp(y))
+            if abs(float(v0)) > 1e-9:
+                norm = abs(float(v0))
+                break
+
+        def loss(y: FloatArray) -> tuple[float, FloatArray]:
+            v, g = fns["loss"](rm, gap, kind, risk, data, scale, norm, margin, _to_jnp(y))
+            return float(v), np.asarray(g, dtype=np.float64)
+
+        def metric_f(y: Any) -> FloatArray:
+            out = fns["metrics"](rm, gap, risk, rows, data, scale, _to_jnp(y))
+            return np.asarray(out, dtype=np.float64)
+
+        def metric_j(y: Any) -> FloatArray:
+            out = fns["metrics_jac"](rm, gap, risk, rows, data, scale, _to_jnp(y))
+            return np.asarray(out, dtype=np.float64).reshape(-1, n)
+
+        self.loss, self.metric_f = loss, metric_f
+        self.lin, self.lo, self.hi = lin, lin.lo / scale, lin.hi / scale
+        # ROI/CPA rules are nonlinear, and SLSQP stalls ("inequality constraints
+        # incompatible") when it starts where they fail. So they are elastic: each gets a
+        # slack s >= 0 (g(y) + s >= 0) that costs PENALTY per unit in the loss; a start is
+        # always feasible, and the slack is zero at the end whenever the rule can hold (an
+        # exact penalty: PENALTY exceeds the rules' multipliers on the loss's O(1) scale).
+        A = np.hstack([lin.A, np.zeros((len(lin.labels), k))])
+        lo, hi = self.lo, self.hi
+        eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
+        ineq = [(A[i], lo[i]) for i in np.flatnonzero(~eq) if np.isfinite(lo[i])]
+        ineq += [(-A[i], -hi[i]) for i in np.flatnonzero(~eq) if np.isfinite(hi[i])]
+        cons: list[dict[str, Any]] = []
+        if eq.any():
+            A_eq, b_eq = A[eq], lo[eq]
+            cons.append({"type": "eq", "fun": lambda z: A_eq @ z - b_eq, "jac": lambda z: A_eq})
+        if ineq:
+            A_in = np.array([r[0] for r in ineq])
+            b_in = np.array([r[1] for r in ineq])
+            cons.append({"type": "ineq", "fun": lambda z: A_in @ z - b_in, "jac": lambda z: A_in})
+        if k:
+            cons.append(
+                {
+                    "type": "ineq",
+                    "fun": lambda z: metric_f(z[:n]) + z[n:],
+                    "jac": lambda z: np.hstack([metric_j(z[:n]), np.eye(k)]),
+                }
+            )
+        self.cons = cons
+
+    def fun(self, z: FloatArray) -> tuple[float, FloatArray]:
+        """The loss plus the slacks' penalty, over plan and slacks."""
+        n = self.n
+        v, g = self.loss(z[:n])
+        return v + PENALTY * float(z[n:].sum()), np.r_[g, np.full(self.k, PENALTY)]
+
+    def start(self, y: FloatArray) -> FloatArray:
+        """A plan with the slacks that make its ROI/CPA rules hold."""
+        return np.r_[y, np.maximum(-self.metric_f(y), 0.0) if self.k else np.zeros(0)]
+
+    def violation(self, y: FloatArray) -> float:
+        r = self.lin.A @ y
+        worst = float(np.max(np.r_[self.lo - r, r - self.hi, -y, 0.0]))
+        if self.k:
+            worst = max(worst, float(np.max(np.r_[-self.metric_f(y), 0.0])))
+        return worst
+
+    def solve(self, z: FloatArray, runs: int) -> tuple[FloatArray, float, int]:
+        """From ``z``: the augmented Lagrangian for large plans without ROI/CPA rules, else
+        up to ``runs`` SLSQP runs. Returns the point, its loss and the iterations."""
+        if self.n >= LARGE_PLAN and not self.k:
+            from mixwise.optimize import lagrangian
+
+            out = lagrangian.solve(
+                self.loss,
+                self.lin.A,
+                self.lo,
+                self.hi,
+                z,
+                np.zeros(self.n),
+                np.full(self.n, np.inf),
+            )
+            return out.y, out.loss, out.iterations
+        return self.slsqp(z, runs)
+
+    def slsqp(self, z: FloatArray, runs: int) -> tuple[FloatArray, float, int]:
+        """Up to ``runs`` SLSQP runs, each from where the one before stopped, while that
+        still lowers the loss: SLSQP stops when one step changes the loss by less than FTOL,
+        which a poor quasi-Newton model (a curve with a kink near zero spend) causes long
+        before the optimum; a restart gives it a fresh model."""
+        from scipy.optimize import minimize
+
+        its = 0
+        last = np.inf
+        value = np.inf
+        for _ in range(runs):
+            res = minimize(
+                self.fun,
+                z,
+                jac=True,
+                method="SLSQP",
+                bounds=[(0.0, None)] * (self.n + self.k),
+                constraints=self.cons,
+                options={"maxiter": 300, "ftol": FTOL},
+            )
+            its += int(res.nit)
+            z = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
+            value = float(res.fun)
+            if not last - value > 1e3 * FTOL * max(abs(value), 1.0):
+                break
+            last = value
+        return z, min(value, last), its
+
+
 def _run(
     problem: _Problem,
     lin: LinearRules,
@@ -662,118 +838,37 @@ def _run(
     starts: Sequence[FloatArray],
     evaluate: Sequence[FloatArray] = (),
 ) -> dict[str, Any]:
-    """SLSQP from each start; the best plan (solver units) that keeps every rule, or None.
-    ``evaluate``: plans only checked (no optimisation)."""
-    from scipy.optimize import minimize
-
+    """The best plan (solver units) that keeps every rule, or None. Every start is solved
+    once on the explore problem (the model on fewer draws, when it has one); the POLISH best
+    are solved again on all draws, with SLSQP restarts. ``evaluate``: plans only checked."""
     n = x_ref.size
-    fns = problem.fns
-    rm, gap, data = problem.rm, problem.gap, problem.data
-    margin = float(obj.margin or 0.0)
-    kind = obj.kind
-    # The loss's unit: the objective's size at the reference plan, or at an even split of the
-    # budget when the reference brings nothing, so the solver works on O(1) numbers.
-    norm = 1.0
-    for y in (x_ref.ravel() / scale, np.full(n, 1.0 / n)):
-        v0, _ = fns["loss"](rm, gap, kind, obj.risk, data, scale, 1.0, margin, _to_jnp(y))
-        if abs(float(v0)) > 1e-9:
-            norm = abs(float(v0))
-            break
-
-    def metric_f(y: Any) -> FloatArray:
-        out = fns["metrics"](rm, gap, obj.risk, rows, data, scale, _to_jnp(y))
-        return np.asarray(out, dtype=np.float64)
-
-    def metric_j(y: Any) -> FloatArray:
-        out = fns["metrics_jac"](rm, gap, obj.risk, rows, data, scale, _to_jnp(y))
-        return np.asarray(out, dtype=np.float64).reshape(-1, n)
-
-    # ROI/CPA rules are nonlinear, and SLSQP stalls ("inequality
-    # constraints incompatible") when it starts where they fail. So they are elastic: each
-    # gets a slack s >= 0 (g(y) + s >= 0) that costs PENALTY per unit in the loss; a start
-    # is always feasible, and the slack is zero at the end whenever the rule can hold (an
-    # exact penalty: PENALTY exceeds the rules' multipliers on the loss's O(1) scale).
-    k = len(rows)
-    A = np.hstack([lin.A, np.zeros((len(lin.labels), k))])
-    lo, hi = lin.lo / scale, lin.hi / scale
-    eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
-    ineq = [(A[i], lo[i]) for i in np.flatnonzero(~eq) if np.isfinite(lo[i])]
-    ineq += [(-A[i], -hi[i]) for i in np.flatnonzero(~eq) if np.isfinite(hi[i])]
-    cons: list[dict[str, Any]] = []
-    if eq.any():
-        A_eq, b_eq = A[eq], lo[eq]
-        cons.append({"type": "eq", "fun": lambda z: A_eq @ z - b_eq, "jac": lambda z: A_eq})
-    if ineq:
-        A_in = np.array([r[0] for r in ineq])
-        b_in = np.array([r[1] for r in ineq])
-        cons.append({"type": "ineq", "fun": lambda z: A_in @ z - b_in, "jac": lambda z: A_in})
-    if k:
-        cons.append(
-            {
-                "type": "ineq",
-                "fun": lambda z: metric_f(z[:n]) + z[n:],
-                "jac": lambda z: np.hstack([metric_j(z[:n]), np.eye(k)]),
-            }
-        )
-
-    def fun(z: FloatArray) -> tuple[float, FloatArray]:
-        v, g = fns["loss"](rm, gap, kind, obj.risk, data, scale, norm, margin, _to_jnp(z[:n]))
-        grad = np.r_[np.asarray(g, dtype=np.float64), np.full(k, PENALTY)]
-        return float(v) + PENALTY * float(z[n:].sum()), grad
-
-    def violation(y: FloatArray) -> float:
-        r = lin.A @ y
-        worst = float(np.max(np.r_[lo - r, r - hi, -y, 0.0]))
-        if k:
-            worst = max(worst, float(np.max(np.r_[-metric_f(y), 0.0])))
-        return worst
-
-    def slsqp(z: FloatArray, runs: int, last: float = np.inf) -> tuple[FloatArray, float, int]:
-        """Up to ``runs`` SLSQP runs, each from where the one before stopped, while that
-        still lowers the loss: SLSQP stops when one step changes the loss by less than FTOL,
-        which a poor quasi-Newton model (a curve with a kink near zero spend) causes long
-        before the optimum; a restart gives it a fresh model."""
-        its = 0
-        for _ in range(runs):
-            res = minimize(
-                fun,
-                z,
-                jac=True,
-                method="SLSQP",
-                bounds=[(0.0, None)] * (n + k),
-                constraints=cons,
-                options={"maxiter": 300, "ftol": FTOL},
-            )
-            its += int(res.nit)
-            z = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
-            value = float(res.fun)
-            if not last - value > 1e3 * FTOL * max(abs(value), 1.0):
-                break
-            last = value
-        return z, last if np.isfinite(last) else value, its
-
-    # One SLSQP run from every start; then the POLISH best of them restart until done.
+    full = _Loss(problem, lin, obj, rows, scale, x_ref)
+    quick = (
+        _Loss(problem.explore, lin, obj, rows, scale, x_ref)
+        if problem.explore is not None and starts
+        else full
+    )
     iterations = 0
     runs: list[tuple[float, FloatArray]] = []
     for y0 in starts:
-        z0 = np.r_[y0, np.maximum(-metric_f(y0), 0.0) if k else np.zeros(0)]
-        z, value, its = slsqp(z0, 1)
+        z, value, its = quick.solve(quick.start(y0), 1)
         iterations += its
         runs.append((value, z))
     runs.sort(key=lambda r: r[0])
     points = []
-    for i, (value, z) in enumerate(runs):
+    for i, (_, z) in enumerate(runs):
         if i < POLISH:
-            z, value, its = slsqp(z, RESTARTS - 1, last=value)
+            z0 = full.start(z[:n]) if quick is not full else z
+            z, _, its = full.solve(z0, RESTARTS if quick is not full else RESTARTS - 1)
             iterations += its
         points.append(z[:n])
     best: tuple[float, FloatArray] | None = None
     feasible = 0
     for y in [*points, *evaluate]:
-        if violation(y) > _TOL:
+        if full.violation(y) > _TOL:
             continue
         feasible += 1
-        f = fun(np.r_[y, np.zeros(k)])[0]
+        f = full.fun(np.r_[y, np.zeros(full.k)])[0]
         if best is None or f < best[0]:
             best = (f, y)
     return {

@@ -20,6 +20,9 @@ included; ``media(plan)`` is each channel's part, ``(draws, P, C)``, synergies l
 ``history_mean`` is the spend per period of the "current" plan (the reference the optimizer
 compares with; for models fitted on data, the average period of the data). ``carry_periods``
 is how many periods a period's spend keeps working (1: none after its own period).
+
+Optional: ``thin(n)``, the same model on ``n`` evenly spaced draws; the optimizer explores
+its starts on such a copy when a model has it (see ``optimize/allocate.py``).
 """
 
 from __future__ import annotations
@@ -163,6 +166,22 @@ class HillResponse:
     @property
     def n_draws(self) -> int:
         return int(np.asarray(self.half).shape[0])
+
+    def thin(self, draws: int) -> HillResponse:
+        """The same curves on ``draws`` evenly spaced draws (all when there are no more)."""
+        from dataclasses import replace
+
+        from mixwise.mmm.response import thin_index
+
+        take = thin_index(self.n_draws, draws)
+        return replace(
+            self,
+            half=self.half[take],
+            slope=self.slope[take],
+            max_effect=self.max_effect[take],
+            decay=self.decay[take],
+            current=self.history_mean,
+        )
 
     @property
     def carry_periods(self) -> int:

@@ -1,0 +1,134 @@
+"""An augmented-Lagrangian solver for large plans: smooth loss, bounds, a few linear rows.
+
+SLSQP (the allocator's solver for small plans) solves a dense least-squares subproblem over
+all variables and their bounds at every step, and needs about as many steps as there are
+variables: at 20 channels × 13 periods that is seconds per start. Here the linear rows
+``lo <= A y <= hi`` (the budget, group shares, period caps) move into the loss as the
+augmented Lagrangian (Rockafellar's form for the inequalities), the bounds stay with
+L-BFGS-B, whose step costs O(n); the multipliers are updated after each inner solve and the
+penalty grows while the rows' violation does not shrink. Each inner solve starts from the
+last one and is solved more tightly than the one before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+LossGrad = Callable[[FloatArray], tuple[float, FloatArray]]
+
+
+@dataclass
+class Solution:
+    y: FloatArray
+    loss: float  # the loss (without the Lagrangian terms) at y
+    violation: float  # the largest violation of a row at y
+    iterations: int  # L-BFGS-B iterations over all inner solves
+    evaluations: int
+
+
+def solve(
+    loss: LossGrad,
+    A: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    y0: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    *,
+    tol: float = 1e-8,
+    ftol: float = 1e-7,
+    max_outer: int = 20,
+) -> Solution:
+    """Minimise ``loss`` (value and gradient) over ``lower <= y <= upper`` and
+    ``lo <= A y <= hi`` (equal ``lo`` and ``hi``: an equation; infinite: no side), from
+    ``y0``. ``tol``: the rows' violation to reach; ``ftol``: the inner solves' final
+    relative tolerance (the loss is float32: 1e-7 is its noise)."""
+    from scipy.optimize import minimize
+
+    m = A.shape[0]
+    eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
+    has_lo = np.isfinite(lo) & ~eq
+    has_hi = np.isfinite(hi) & ~eq
+    lo_ = np.where(np.isfinite(lo), lo, 0.0)
+    hi_ = np.where(np.isfinite(hi), hi, 0.0)
+    y = np.clip(np.asarray(y0, dtype=np.float64), lower, upper)
+    bounds = [
+        (float(a), float(b) if np.isfinite(b) else None) for a, b in zip(lower, upper, strict=True)
+    ]
+    evaluations = 0
+
+    def counted(z: FloatArray) -> tuple[float, FloatArray]:
+        nonlocal evaluations
+        evaluations += 1
+        return loss(z)
+
+    # Multipliers: the equations' from a least-squares fit of the first gradient (the budget
+    # row's is the marginal return), the inequalities' from zero.
+    lam = np.zeros(m)
+    _, g0 = counted(y)
+    if eq.any():
+        lam[eq] = np.linalg.lstsq(A[eq].T, -g0, rcond=None)[0]
+    mu_lo = np.zeros(m)
+    mu_hi = np.zeros(m)
+    rho = 10.0 * max(1.0, float(np.abs(g0).max()))
+
+    def rows(r: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Each row's equation residual and its two inequality residuals (<= 0 wanted)."""
+        return (
+            np.where(eq, r - lo_, 0.0),
+            np.where(has_lo, lo_ - r, -np.inf),
+            np.where(has_hi, r - hi_, -np.inf),
+        )
+
+    def violation(z: FloatArray) -> float:
+        ce, cl, ch = rows(A @ z)
+        return float(np.max(np.r_[np.abs(ce), cl, ch, 0.0]))
+
+    def lagrangian(
+        z: FloatArray, lam: FloatArray, mu_lo: FloatArray, mu_hi: FloatArray, rho: float
+    ) -> tuple[float, FloatArray]:
+        f, g = counted(z)
+        ce, cl, ch = rows(A @ z)
+        pl = np.maximum(0.0, mu_lo + rho * cl)
+        ph = np.maximum(0.0, mu_hi + rho * ch)
+        value = (
+            f
+            + lam @ ce
+            + 0.5 * rho * ce @ ce
+            + ((pl**2 - mu_lo**2).sum() + (ph**2 - mu_hi**2).sum()) / (2.0 * rho)
+        )
+        return value, g + A.T @ (lam * eq + rho * ce - pl + ph)
+
+    iterations = 0
+    last = violation(y)
+    inner = 1e-4
+    for _ in range(max_outer):
+        res = minimize(
+            lagrangian,
+            y,
+            args=(lam, mu_lo, mu_hi, rho),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 1000, "ftol": inner, "gtol": 1e-3 * inner, "maxcor": 20},
+        )
+        iterations += int(res.nit)
+        y = np.clip(np.asarray(res.x, dtype=np.float64), lower, upper)
+        ce, cl, ch = rows(A @ y)
+        lam = lam + rho * ce
+        mu_lo = np.maximum(0.0, mu_lo + rho * cl)
+        mu_hi = np.maximum(0.0, mu_hi + rho * ch)
+        now = violation(y)
+        if now <= tol and inner <= ftol:
+            break
+        if now > 0.25 * last:
+            rho *= 10.0
+        last = now
+        inner = max(inner * 0.1, ftol)
+    f, _ = counted(y)
+    return Solution(y, float(f), violation(y), iterations, evaluations)
