@@ -81,3 +81,15 @@ def test_inequality_rows_and_bounds_hold_and_match_slsqp() -> None:
     assert got.y.min() >= 0 and got.y.max() <= 0.2
     assert r[1] == pytest.approx(0.6, abs=1e-6)  # the share rule binds
     assert got.loss == pytest.approx(ref.fun, rel=1e-7)
+
+
+def test_a_plan_a_little_outside_its_rows_is_moved_the_least_to_keep_them() -> None:
+    """Where float32 noise stops the Lagrangian just outside a row, the nearest plan that
+    keeps every row (least total change) replaces it."""
+    y = np.array([0.5, 0.3, 0.2 + 3e-5])  # the budget (sum 1) exceeded by 3e-5
+    A = np.vstack([np.ones(3), [1.0, 0.0, 0.0]])
+    lo, hi = np.array([1.0, 0.5]), np.array([1.0, np.inf])  # and a share: first >= 0.5
+    got = lagrangian._nearest_feasible(y, A, lo, hi, np.zeros(3), np.full(3, np.inf), y)
+    assert got.sum() == pytest.approx(1.0, abs=1e-12)
+    assert got[0] >= 0.5 - 1e-12
+    assert np.abs(got - y).sum() == pytest.approx(3e-5, rel=1e-6)  # no more change than needed

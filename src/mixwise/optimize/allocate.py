@@ -781,9 +781,13 @@ class _Loss:
             worst = max(worst, float(np.max(np.r_[-self.metric_f(y), 0.0])))
         return worst
 
-    def solve(self, z: FloatArray, runs: int) -> tuple[FloatArray, float, int]:
+    def solve(
+        self, z: FloatArray, runs: int, coarse: bool = False, warm: bool = False
+    ) -> tuple[FloatArray, float, int]:
         """From ``z``: the augmented Lagrangian for large plans without ROI/CPA rules, else
-        up to ``runs`` SLSQP runs. Returns the point, its loss and the iterations."""
+        up to ``runs`` SLSQP runs. Returns the point, its loss and the iterations.
+        ``coarse``: to 1e-5 (the Lagrangian; enough to rank the starts before a polish);
+        ``warm``: ``z`` is a solution of a nearby problem (the same on fewer draws)."""
         if self.n >= LARGE_PLAN and not self.k:
             from mixwise.optimize import lagrangian
 
@@ -795,6 +799,7 @@ class _Loss:
                 z,
                 np.zeros(self.n),
                 np.full(self.n, np.inf),
+                **({"ftol": 1e-5, "tol": 1e-6} if coarse else {"warm": warm}),
             )
             return out.y, out.loss, out.iterations
         return self.slsqp(z, runs)
@@ -851,7 +856,7 @@ def _run(
     iterations = 0
     runs: list[tuple[float, FloatArray]] = []
     for y0 in starts:
-        z, value, its = quick.solve(quick.start(y0), 1)
+        z, value, its = quick.solve(quick.start(y0), 1, coarse=quick is not full)
         iterations += its
         runs.append((value, z))
     runs.sort(key=lambda r: r[0])
@@ -859,7 +864,8 @@ def _run(
     for i, (_, z) in enumerate(runs):
         if i < POLISH:
             z0 = full.start(z[:n]) if quick is not full else z
-            z, _, its = full.solve(z0, RESTARTS if quick is not full else RESTARTS - 1)
+            again = quick is not full
+            z, _, its = full.solve(z0, RESTARTS if again else RESTARTS - 1, warm=again)
             iterations += its
         points.append(z[:n])
     best: tuple[float, FloatArray] | None = None

@@ -43,11 +43,13 @@ def solve(
     tol: float = 1e-8,
     ftol: float = 1e-7,
     max_outer: int = 20,
+    warm: bool = False,
 ) -> Solution:
     """Minimise ``loss`` (value and gradient) over ``lower <= y <= upper`` and
     ``lo <= A y <= hi`` (equal ``lo`` and ``hi``: an equation; infinite: no side), from
     ``y0``. ``tol``: the rows' violation to reach; ``ftol``: the inner solves' final
-    relative tolerance (the loss is float32: 1e-7 is its noise)."""
+    relative tolerance (the loss is float32: 1e-7 is its noise). ``warm``: ``y0`` is near a
+    solution already (a polish), so the first inner solve is already at ``ftol``."""
     from scipy.optimize import minimize
 
     m = A.shape[0]
@@ -106,7 +108,7 @@ def solve(
 
     iterations = 0
     last = violation(y)
-    inner = 1e-4
+    inner = ftol if warm else max(1e-4, ftol)
     for _ in range(max_outer):
         res = minimize(
             lagrangian,
@@ -126,9 +128,48 @@ def solve(
         now = violation(y)
         if now <= tol and inner <= ftol:
             break
+        if res.nit == 0 and inner <= ftol:
+            break  # no step lowers the loss at its float32 precision: as good as it gets
         if now > 0.25 * last:
             rho *= 10.0
         last = now
         inner = max(inner * 0.1, ftol)
+    if violation(y) > tol:
+        y = _nearest_feasible(y, A, lo, hi, lower, upper, y)
     f, _ = counted(y)
     return Solution(y, float(f), violation(y), iterations, evaluations)
+
+
+def _nearest_feasible(
+    y: FloatArray,
+    A: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    fallback: FloatArray,
+) -> FloatArray:
+    """The plan nearest ``y`` (least total change, an LP) that keeps every row: the
+    Lagrangian can stop a little outside the rows where float32 noise ends its progress."""
+    from scipy.optimize import linprog
+
+    n = y.size
+    # y + up - down, up and down >= 0, least sum(up + down)
+    M = np.hstack([A, -A])
+    rows, bounds = [], []
+    if np.isfinite(hi).any():
+        keep = np.isfinite(hi)
+        rows.append((M[keep], (hi - A @ y)[keep]))
+    if np.isfinite(lo).any():
+        keep = np.isfinite(lo)
+        rows.append((-M[keep], (A @ y - lo)[keep]))
+    A_ub = np.vstack([r[0] for r in rows]) if rows else None
+    b_ub = np.concatenate([r[1] for r in rows]) if rows else None
+    for i in range(n):
+        bounds.append((0.0, float(upper[i] - y[i]) if np.isfinite(upper[i]) else None))
+    for i in range(n):
+        bounds.append((0.0, float(y[i] - lower[i])))
+    res = linprog(np.ones(2 * n), A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    if res.status != 0:
+        return fallback
+    return np.clip(y + res.x[:n] - res.x[n:], lower, upper)
