@@ -727,9 +727,9 @@ def report_speed(part: dict[str, Any]) -> list[str]:
         f"limit {part['limit_s']:.0f} s per call",
         "",
         "| channels | periods | first call s (JAX compile incl.) | warm s (median of "
-        f"{part['warm_calls']}) | SLSQP iterations (starts) | target s (warm) | "
+        f"{part['warm_calls']}) | solver | iterations (starts) | target s (warm) | "
         "peak RSS MB | load before |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for row in part["rows"]:
         c, p = row["channels"], row["periods"]
@@ -737,14 +737,14 @@ def report_speed(part: dict[str, Any]) -> list[str]:
         tcell = "" if target is None else f"<= {target:g}"
         if "skipped" in row:
             tcell += " (not measured)" if tcell else ""
-            lines.append(f"| {c} | {p} | skipped: {row['skipped']} | | | {tcell} | | |")
+            lines.append(f"| {c} | {p} | skipped: {row['skipped']} | | | | {tcell} | | |")
             continue
         load = f"{row['load_before']:.1f}" if "load_before" in row else ""
         first = row.get("timings", {}).get("first")
         if first is None:
             why = row.get("error", "no result")[:160]
             lines.append(
-                f"| {c} | {p} | > {row['process_wall']:.0f} (stopped: {why}) | | | {tcell} "
+                f"| {c} | {p} | > {row['process_wall']:.0f} (stopped: {why}) | | | | {tcell} "
                 f"| {row['peak_mb']:.0f} | {load} |"
             )
             continue
@@ -755,8 +755,12 @@ def report_speed(part: dict[str, Any]) -> list[str]:
         elif target is not None:
             tcell += f" (warm not measured; first call {first:.0f} s)"
         wcell = f"{warm:.3f}" if warm is not None else "not run (first call over the limit)"
+        method = str(solver.get("method", "SLSQP"))
+        how = "aug. Lagrangian" if method.startswith("augmented") else "SLSQP"
+        if solver.get("explore_draws"):
+            how += f", starts on {solver['explore_draws']} draws"
         lines.append(
-            f"| {c} | {p} | {first:.3f} | {wcell} | {solver.get('iterations')} "
+            f"| {c} | {p} | {first:.3f} | {wcell} | {how} | {solver.get('iterations')} "
             f"({solver.get('starts')}) | {tcell} | {row['peak_mb']:.0f} | {load} |"
         )
     lines += [

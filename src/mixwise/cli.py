@@ -769,7 +769,10 @@ def _print_mmm(summary: dict[str, Any]) -> None:
 
 @main.command()
 @click.option(
-    "--budget", type=float, help="Money to allocate over the horizon (a cap with --up-to)."
+    "--budget",
+    type=float,
+    help="Money to allocate over the horizon (a cap with --up-to). Default: what the current "
+    "plan spends over the horizon (the same money, split better).",
 )
 @click.option(
     "--periods",
@@ -888,8 +891,6 @@ def optimize(
 
     if curves and points:
         raise click.UsageError("give --curves or --points, not both")
-    if objective != "min-spend" and budget is None:
-        raise click.UsageError("--budget is required (except with --objective min-spend)")
     if export_to and export_to.suffix.lower() not in (".csv", ".xlsx"):
         raise click.UsageError("--export takes a .csv or .xlsx file name")
     try:
@@ -906,8 +907,8 @@ def optimize(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
 
-    if frontier and (budget is None or objective == "min-spend" or save_as or export_to):
-        raise click.UsageError("--frontier takes --budget, and not --save, --export or min-spend")
+    if frontier and (objective == "min-spend" or save_as or export_to):
+        raise click.UsageError("--frontier does not take --save, --export or min-spend")
     if save_as and (curves or points):
         raise click.UsageError("--save needs a workspace run; plans on curves files are not saved")
     options: dict[str, Any] = {
@@ -929,12 +930,15 @@ def optimize(
             rm, run_id = _response_model(ws, run, force, draws)
             source = {"run": run_id}
         if frontier:
+            from mixwise.optimize.allocate import current_spend
             from mixwise.optimize.scenarios import frontier as efficient
 
+            if budget is None:
+                budget = _call(current_spend, rm, periods)
             table = _call(
                 efficient,
                 rm,
-                float(budget or 0.0),
+                float(budget),
                 constraints=list(constraints),
                 objective=goal,
                 **options,

@@ -217,6 +217,16 @@ def test_an_unusable_model_is_refused_unless_forced() -> None:
     assert allocate(rm, 10.0, force=True).spend == pytest.approx(10.0)
 
 
+def test_without_a_budget_the_plan_spends_what_the_current_plan_does() -> None:
+    rm = concave()
+    got = allocate(rm, None, periods=4)
+    assert got.spend == pytest.approx(4 * 100.0, rel=1e-6)  # current: 100 a period
+    assert got.request["budget"] == pytest.approx(400.0)
+    idle = HillResponse(CHANNELS, half=rm.half, slope=rm.slope, max_effect=rm.max_effect)
+    with pytest.raises(ValueError, match="spends nothing over the horizon: give a budget"):
+        allocate(idle, None)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -163,12 +163,20 @@ def test_curves_files_need_no_workspace(tmp_path: Path) -> None:
     )
     assert out.exit_code == 0, out.output
     assert sum(json.loads(out.output)["plan"]["period 1"].values()) == pytest.approx(60.0, rel=1e-5)
+    # without --budget: what the current plan (40 + 20 a period) spends over the horizon
+    out = CliRunner().invoke(
+        main, ["optimize", "--curves", str(curves), "--periods", "3", "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.output)
+    assert got["request"]["budget"] == pytest.approx(180.0)
+    assert sum(sum(p.values()) for p in got["plan"].values()) == pytest.approx(180.0, rel=1e-5)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["optimize"], "--budget is required"),
+        (["optimize", "--frontier", "--save", "x"], "--frontier does not take"),
         (["optimize", "--budget", "10", "--group", "brand"], "expected NAME=channel,channel"),
         (["optimize", "--budget", "10", "--objective", "profit"], "needs a margin"),
         (["optimize", "--budget", "10", "--export", "x.txt"], ".csv or .xlsx"),

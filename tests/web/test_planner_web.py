@@ -129,8 +129,11 @@ def test_page_with_a_run(on_run: SignedIn, planner_app: FastAPI, tiny_mmm: MMM) 
     page = analyst.get("/planner").text
     assert 'class="form planner-form"' in page and 'name="csrf_token"' in page
     weekly = float(MMMResponse.from_mmm(tiny_mmm, force=True).history_mean.sum())
-    budget = re.search(r'name="budget" value="([^"]*)"', page)  # the current weekly spend
-    assert budget and float(budget.group(1)) == pytest.approx(weekly, abs=0.5)
+    # the budget field is empty (the current plan's spend over the horizon) and shows the
+    # current weekly spend as its placeholder
+    budget = re.search(r'name="budget" value="([^"]*)" placeholder="([^"]*)"', page)
+    assert budget and budget.group(1) == ""
+    assert float(budget.group(2)) == pytest.approx(weekly, abs=0.5)
     assert '<option value="1">#1 · ' in page and "do not use" in page
     assert "Show the frontier" in page
 
@@ -278,7 +281,7 @@ def test_the_frontier_on_the_page(on_run: SignedIn) -> None:
 
 
 # -- REST ----------------------------------------------------------------------------------------
-def test_rest_optimize(on_run: SignedIn) -> None:
+def test_rest_optimize(on_run: SignedIn, tiny_mmm: Any) -> None:
     analyst, token = on_run("analyst")
     csrf = {"X-CSRF-Token": token}
     body = {"budget": BUDGET, "periods": 2, "force": True, "starts": 2, "constraints": []}
@@ -291,6 +294,14 @@ def test_rest_optimize(on_run: SignedIn) -> None:
     assert total == pytest.approx(BUDGET) and len(data["plan"]) == 2
     assert data["reasons"] and "steady daily rate" in data["assumptions"][0]
     assert data["rules"][0] == {"rule": "total budget = 400", "ok": True}
+
+    # no budget: what the current plan spends over the horizon (two weeks of it)
+    weekly = float(MMMResponse.from_mmm(tiny_mmm, force=True).history_mean.sum())
+    no_budget = {k: v for k, v in body.items() if k != "budget"}
+    r = analyst.post("/api/v1/optimize", json=no_budget, headers=csrf)
+    assert r.status_code == 200, r.text
+    assert r.json()["request"]["budget"] == pytest.approx(2 * weekly, rel=1e-6)
+    assert r.json()["spend"] == pytest.approx(2 * weekly, rel=1e-5)
 
     r = analyst.post("/api/v1/optimize", json={**body, "save_as": "api plan"}, headers=csrf)
     assert r.status_code == 200 and isinstance(r.json()["scenario"], int)

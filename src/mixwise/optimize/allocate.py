@@ -379,7 +379,8 @@ def allocate(
     seed: int = 0,
     force: bool = False,
 ) -> Allocation:
-    """The best plan for ``budget`` (money over the horizon) under ``constraints``.
+    """The best plan for ``budget`` (money over the horizon; None: what the reference plan
+    spends over it) under ``constraints``.
 
     ``periods``: the horizon (:func:`mixwise.optimize.periods.horizon`; default one period of
     the model's frequency). ``groups``: channel groups that rules may name. ``budget_mode``:
@@ -395,7 +396,7 @@ def allocate(
     if obj.kind == "min_spend":
         if budget is not None and not budget > 0:
             raise ValueError("the budget cap must be > 0")
-    elif budget is None or not np.isfinite(budget) or budget <= 0:
+    elif budget is not None and (not np.isfinite(budget) or budget <= 0):
         raise ValueError(f"the budget must be a positive amount, got {budget!r}")
     groups = {str(k): tuple(v) for k, v in (groups or {}).items()}
     clash = set(groups) & set(rm.channels)
@@ -420,6 +421,10 @@ def allocate(
     else:
         ref_plan = hz.reference_plan(given if reference is not None else rm.history_mean)
     ref_total = ref_plan.sum(axis=0)
+    if budget is None and obj.kind != "min_spend":
+        budget = float(ref_plan.sum())  # the same money as the current plan, split better
+        if not budget > 0:
+            raise ValueError("the current plan spends nothing over the horizon: give a budget")
     mode = budget_mode if obj.kind != "min_spend" else "up_to"  # a spend target: a cap at most
     lin = linear_rules(rules, channels, groups, b, budget, mode, ref_total)
     conflict = explain_infeasible(lin)
@@ -455,6 +460,14 @@ def allocate(
         "risk": obj.risk,
     }
     return result
+
+
+def current_spend(response_model: ResponseModel, periods: str | int | None = None) -> float:
+    """What the current plan (the model's ``history_mean`` per period) spends over the
+    horizon ``periods``: the budget ``allocate`` plans without one."""
+    rm = response_model
+    hz = horizon(periods, rm.period_days, rm.next_date, rm.carry_periods)
+    return float(hz.reference_plan(rm.history_mean).sum())
 
 
 def evaluate_plan(

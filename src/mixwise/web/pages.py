@@ -406,9 +406,10 @@ def render_planner_page(
     t = templates(request)
     gettext = t.gettext(request)
     runs = list_runs(ws)
-    if form is None:
-        budget = planner.default_budget(ws, planner.response_cache(request.app.state))
-        form = planner.default_form(budget if runs else None)
+    budget = planner.default_budget(ws, planner.response_cache(request.app.state)) if runs else None
+    form = {**planner.default_form(budget), **(form or {})}
+    if budget is not None:
+        form["budget_hint"] = planner.budget_text(budget)
     ctx: dict[str, Any] = {
         "runs": runs,
         "form": form,

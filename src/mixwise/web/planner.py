@@ -148,8 +148,11 @@ def _number(text: str) -> float | None:
 
 
 def default_form(budget: float | None = None) -> dict[str, Any]:
+    """The form's defaults; ``budget``: the current spend per model period (the budget
+    field's placeholder: empty, the plan spends what the current plan does)."""
     return {
-        "budget": "" if budget is None else _budget_text(budget),
+        "budget": "",
+        "budget_hint": "" if budget is None else budget_text(budget),
         "periods": "",
         "objective": "revenue",
         "margin": "",
@@ -165,7 +168,7 @@ def default_form(budget: float | None = None) -> dict[str, Any]:
     }
 
 
-def _budget_text(value: float) -> str:
+def budget_text(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
@@ -421,6 +424,7 @@ def run_frontier(
 ) -> tuple[pd.DataFrame, int]:
     """The efficient frontier around ``req.budget`` (:func:`~mixwise.optimize.scenarios.
     frontier`) and the run id; raises :class:`PlanError`."""
+    from mixwise.optimize.allocate import current_spend
     from mixwise.optimize.scenarios import frontier
 
     try:
@@ -435,17 +439,21 @@ def run_frontier(
                 N_("The frontier needs a budget: choose an objective other than the least spend.")
             ),
         )
-    if req.budget is None or not req.budget > 0:
+    rm, run_id = _model(ws, cache, req)
+    try:
+        budget = current_spend(rm, req.periods) if req.budget is None else req.budget
+    except ValueError as exc:
+        raise _domain_error(exc) from exc
+    if not budget > 0:
         raise PlanError(
             422,
             "the frontier needs a budget > 0",
             Problem(N_("The frontier needs a budget above zero.")),
         )
-    rm, run_id = _model(ws, cache, req)
     try:
         table = frontier(
             rm,
-            float(req.budget),
+            float(budget),
             constraints=list(req.constraints),
             objective=goal,
             periods=req.periods,
