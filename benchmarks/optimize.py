@@ -628,8 +628,9 @@ def report_decision(part: dict[str, Any]) -> list[str]:
         lines.append(
             f"- mixwise: verdict {mix['verdict']!r}; response model of {mix['rm_draws']} "
             f"draws; its own predicted uplift over the historical week {pred:+,.0f} (true "
-            f"{mix['uplift']:+,.0f}); solver {mix['solver'].get('starts')} starts, "
-            f"{mix['solver'].get('iterations')} SLSQP iterations"
+            f"{mix['uplift']:+,.0f}); solver: {mix['solver'].get('method', 'SLSQP')}, "
+            f"{mix['solver'].get('starts')} starts, {mix['solver'].get('iterations')} "
+            "iterations"
         )
         lines.append(
             f"- mixwise diagnostics: max R-hat {mix['max_rhat']:.3f}, min ESS "
@@ -653,8 +654,8 @@ def report_decision(part: dict[str, Any]) -> list[str]:
         )
     lines.append(
         "- plans in thousands per channel (the week's spend); mixwise's first call includes "
-        "JAX compilation, warm = the same call again; mixwise runs SLSQP from 8 starts, "
-        "PyMC-Marketing from one (an even split)"
+        "JAX compilation, warm = the same call again; mixwise runs its solver (named "
+        "above) from 8 starts, PyMC-Marketing from one (an even split)"
     )
     return lines
 
