@@ -89,7 +89,7 @@ def test_a_plan_a_little_outside_its_rows_is_moved_the_least_to_keep_them() -> N
     y = np.array([0.5, 0.3, 0.2 + 3e-5])  # the budget (sum 1) exceeded by 3e-5
     A = np.vstack([np.ones(3), [1.0, 0.0, 0.0]])
     lo, hi = np.array([1.0, 0.5]), np.array([1.0, np.inf])  # and a share: first >= 0.5
-    got = lagrangian._nearest_feasible(y, A, lo, hi, np.zeros(3), np.full(3, np.inf), y)
+    got = lagrangian._nearest_feasible(y, A, lo, hi, np.zeros(3), np.full(3, np.inf))
     assert got.sum() == pytest.approx(1.0, abs=1e-12)
     assert got[0] >= 0.5 - 1e-12
     assert np.abs(got - y).sum() == pytest.approx(3e-5, rel=1e-6)  # no more change than needed

@@ -57,6 +57,8 @@ from mixwise.optimize.response import ResponseModel
 
 FloatArray = npt.NDArray[np.float64]
 ObjectiveKind = Literal["revenue", "conversions", "kpi", "profit", "min_spend"]
+# ROI/CPA rules as the solver takes them: (signed level, channel positions or None: overall)
+MetricRows = tuple[tuple[float, tuple[int, ...] | None], ...]
 _INTERVAL = (0.05, 0.95)
 _TOL = 1e-6  # constraint tolerance, relative to the budget
 # SLSQP's stopping tolerance on the O(1) loss: float32 arithmetic (JAX's default) resolves
@@ -258,7 +260,7 @@ def _metrics_fn(
     rm: Any,
     gap: int,
     risk: str,
-    rows: tuple[tuple[float, tuple[int, ...] | None], ...],
+    rows: MetricRows,
     data: tuple[Any, ...],
     scale: Any,
     y: Any,
@@ -716,7 +718,7 @@ class _Loss:
         problem: _Problem,
         lin: LinearRules,
         obj: Objective,
-        rows: tuple[tuple[float, tuple[int, ...] | None], ...],
+        rows: MetricRows,
         scale: float,
         x_ref: FloatArray,
     ) -> None:
@@ -850,7 +852,7 @@ def _run(
     problem: _Problem,
     lin: LinearRules,
     obj: Objective,
-    rows: tuple[tuple[float, tuple[int, ...] | None], ...],
+    rows: MetricRows,
     scale: float,
     x_ref: FloatArray,
     starts: Sequence[FloatArray],

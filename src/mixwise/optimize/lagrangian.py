@@ -134,10 +134,12 @@ def solve(
             rho *= 10.0
         last = now
         inner = max(inner * 0.1, ftol)
-    if violation(y) > tol:
-        y = _nearest_feasible(y, A, lo, hi, lower, upper, y)
+    now = violation(y)
+    if now > tol:
+        y = _nearest_feasible(y, A, lo, hi, lower, upper)
+        now = violation(y)
     f, _ = counted(y)
-    return Solution(y, float(f), violation(y), iterations, evaluations)
+    return Solution(y, float(f), now, iterations, evaluations)
 
 
 def _nearest_feasible(
@@ -147,16 +149,16 @@ def _nearest_feasible(
     hi: FloatArray,
     lower: FloatArray,
     upper: FloatArray,
-    fallback: FloatArray,
 ) -> FloatArray:
-    """The plan nearest ``y`` (least total change, an LP) that keeps every row: the
-    Lagrangian can stop a little outside the rows where float32 noise ends its progress."""
+    """The plan nearest ``y`` (least total change, an LP) that keeps every row, or ``y``
+    when the LP fails: the Lagrangian can stop a little outside the rows where float32 noise
+    ends its progress."""
     from scipy.optimize import linprog
 
     n = y.size
     # y + up - down, up and down >= 0, least sum(up + down)
     M = np.hstack([A, -A])
-    rows, bounds = [], []
+    rows = []
     if np.isfinite(hi).any():
         keep = np.isfinite(hi)
         rows.append((M[keep], (hi - A @ y)[keep]))
@@ -165,11 +167,9 @@ def _nearest_feasible(
         rows.append((-M[keep], (A @ y - lo)[keep]))
     A_ub = np.vstack([r[0] for r in rows]) if rows else None
     b_ub = np.concatenate([r[1] for r in rows]) if rows else None
-    for i in range(n):
-        bounds.append((0.0, float(upper[i] - y[i]) if np.isfinite(upper[i]) else None))
-    for i in range(n):
-        bounds.append((0.0, float(y[i] - lower[i])))
-    res = linprog(np.ones(2 * n), A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    up = [(0.0, float(u - v) if np.isfinite(u) else None) for u, v in zip(upper, y, strict=True)]
+    down = [(0.0, float(v - w)) for v, w in zip(y, lower, strict=True)]
+    res = linprog(np.ones(2 * n), A_ub=A_ub, b_ub=b_ub, bounds=up + down, method="highs")
     if res.status != 0:
-        return fallback
+        return y
     return np.clip(y + res.x[:n] - res.x[n:], lower, upper)
