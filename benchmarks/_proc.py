@@ -50,8 +50,12 @@ def run_child(
     start = time.perf_counter()
     sink = log.open("w") if log is not None else None
     try:
+        # Its own process group: a timeout kills its workers too (PyMC samples in processes).
         proc = subprocess.Popen(
-            cmd, stdout=sink, stderr=subprocess.STDOUT if sink is not None else None
+            cmd,
+            stdout=sink,
+            stderr=subprocess.STDOUT if sink is not None else None,
+            start_new_session=True,
         )
         peak, killed = 0.0, ""
         while True:
@@ -64,7 +68,7 @@ def run_child(
             if not killed and (rss > guard_mb or elapsed > timeout):
                 over = rss > guard_mb
                 killed = f"stopped at {rss:.0f} MB" if over else f"timeout {timeout:.0f} s"
-                os.kill(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)
             time.sleep(0.05)
     finally:
         if sink is not None:

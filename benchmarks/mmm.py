@@ -509,6 +509,14 @@ def report(
             f"{peer['timings']['fit'] / mix['timings']['fit']:.2f}x in-process (fit), "
             f"{peer['process_wall'] / mix['process_wall']:.2f}x process"
         )
+    elif "fit" in mix.get("timings", {}) and str(peer.get("error", "")).startswith("timeout"):
+        # The peer did not finish: its time is at least the timeout, so the ratio is a bound.
+        lines.append(
+            f"- PyMC-Marketing stopped unfinished at the {peer['error']} limit: wall time ratio "
+            f"PyMC-Marketing / mixwise **at least "
+            f"{peer['process_wall'] / mix['process_wall']:.2f}x**"
+            f" (process; mixwise {mix['process_wall']:.1f} s)"
+        )
     if "verdict" in mix:
         lines.append(f"- mixwise verdict: {mix['verdict']}")
     lines.append(

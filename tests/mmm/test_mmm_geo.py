@@ -94,7 +94,14 @@ def test_geo_panel_agrees_with_the_national_fit_and_holds_the_truth(geo_fit: MMM
         assert one["lower"] <= truth <= one["upper"], (channel, one.to_dict())
         assert one["lower"] <= geo["mean"] <= one["upper"], (channel, geo.to_dict(), one.to_dict())
         assert geo["lower"] <= one["mean"] <= geo["upper"], (channel, geo.to_dict(), one.to_dict())
-    assert "roi_geo_z" in geo_fit.samples_ and geo_fit.samples_["roi_geo_z"].shape[1:] == (3, 2)
+    # The geos' ROIs were integrated out with the baseline and drawn afterwards, one per geo
+    # and channel per draw; the national ROI is their spend-weighted mean.
+    s = geo_fit.samples_
+    assert "roi_geo_z" not in s and s["roi_geo"].shape == (600, 3, 2)
+    weights = inputs.spend_totals / inputs.spend_totals.sum(axis=0)
+    np.testing.assert_allclose(
+        geo_fit.roi_["mean"], (s["roi_geo"] * weights).sum(axis=1).mean(axis=0), rtol=1e-4
+    )
     # Per geo: one intercept each; the decomposition adds the geos up.
     assert geo_fit.samples_["intercept"].shape[1:] == (3,)
     frame = geo_fit.contributions()
@@ -130,6 +137,43 @@ def test_complete_pooling_gives_every_geo_the_channels_roi() -> None:
     assert "roi_geo_z" not in fit.samples_ and "roi_geo_sd" not in fit.samples_
     # One ROI for all geos: the reported national ROI is the sampled one.
     np.testing.assert_allclose(fit.roi_["mean"], fit.samples_["roi"].mean(axis=0), rtol=1e-4)
+
+
+def test_a_lift_test_keeps_the_geo_rois_sampled() -> None:
+    """A lift test is a likelihood term on a channel's national contribution, so with one the
+    geo ROIs are sampled (non-centred offsets) rather than integrated out, and the test's
+    channel is pulled to the measured lift."""
+    from mixwise.mmm.fit import LiftTest
+
+    data = MMMData.from_frame(
+        panel(periods=60), date="date", kpi="revenue", channels=["a", "b"], geo="geo"
+    )
+    dates = data.dates
+    media = national(60, 3)[3]
+    measured = float(media[10:20, 0].sum())
+    lift = LiftTest("a", str(dates[10].date()), str(dates[19].date()), measured, 0.02 * measured)
+    fit = MMM(chains=1, draws=60, warmup=60, progress=False, lift_tests=[lift]).fit(data)
+    s = fit.samples_
+    assert s["roi_geo_z"].shape == (60, 3, 2) and "roi_geo" not in s
+    seen = fit._channel_contributions()[:, 10:20, 0].sum(axis=1).mean()
+    assert abs(seen / measured - 1) < 0.1, (seen, measured)
+
+
+def test_fast_mode_draws_the_integrated_geo_rois_too() -> None:
+    """The fast mode (MAP + Laplace) samples the same model: its draws get their geo ROIs and
+    baseline from the same conditional posterior, and its national ROI is their spend-weighted
+    mean."""
+    data = MMMData.from_frame(
+        panel(periods=60), date="date", kpi="revenue", channels=["a", "b"], geo="geo"
+    )
+    fit = MMM(method="map", draws=40, progress=False).fit(data)
+    s = fit.samples_
+    assert s["roi_geo"].shape == (40, 3, 2) and s["intercept"].shape == (40, 3)
+    weights = fit.inputs_.spend_totals / fit.inputs_.spend_totals.sum(axis=0)
+    np.testing.assert_allclose(
+        fit.roi_["mean"], (s["roi_geo"] * weights).sum(axis=1).mean(axis=0), rtol=1e-4
+    )
+    assert not fit.verdict_.usable
 
 
 def test_a_geo_with_no_kpi_is_refused() -> None:
@@ -222,3 +266,98 @@ def test_the_baselines_structured_products_equal_the_dense_ones(
     np.testing.assert_allclose(
         np.asarray(design.xb(jnp.asarray(b))).reshape(-1), design.x @ b, rtol=1e-4, atol=1e-4
     )
+
+
+def _dense_geo_posterior(
+    design, r: np.ndarray, dev: np.ndarray, s2: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reference for the integrated geo ROIs, dense in float64: the full design ``Z`` (the
+    baseline's columns, then one column per geo and channel: ``dev`` in that geo's rows), its
+    prior sds, the exact posterior mean and covariance of the coefficients given ``r``."""
+    t, g, c = dev.shape
+    local = np.zeros((t, g, g, c))
+    local[:, np.arange(g), np.arange(g), :] = dev
+    z = np.concatenate([design.x, local.reshape(t * g, g * c)], axis=1)
+    z = z * design.row_mask[:, None]
+    sd = np.concatenate([design.sd, np.ones(g * c)])
+    a = z.T @ z + s2 * np.diag(1 / sd**2)
+    mean = np.linalg.solve(a, z.T @ r.reshape(-1))
+    return z, sd, mean, s2 * np.linalg.inv(a)
+
+
+def _geo_case(geo_fit: MMM) -> tuple:  # type: ignore[type-arg]
+    import dataclasses
+
+    from mixwise.mmm.model import baseline_prior
+
+    rng = np.random.default_rng(5)
+    t, g, c = geo_fit.inputs_.spend.shape
+    mask = np.ones(t)
+    mask[-4:] = 0.0  # a holdout
+    inputs = dataclasses.replace(
+        geo_fit.inputs_, fit_mask=mask, controls=rng.normal(size=(t, g, 2)), interactions=True
+    )
+    design = baseline_prior(inputs)
+    dev = rng.gamma(2.0, 0.05, size=(t, g, c))
+    return inputs, design, dev, rng.normal(size=(t, g)) * 0.1
+
+
+def test_integrated_geo_rois_give_the_dense_marginal_likelihood(geo_fit: MMM) -> None:
+    """With the geos' ROI deviations integrated out beside the baseline, the structured
+    likelihood (local blocks per geo, a Schur complement) equals the Normal density of the
+    KPI with the dense covariance ``s2 I + Z D Z'`` (float64, by hand)."""
+    import jax.numpy as jnp
+    from scipy.stats import multivariate_normal
+
+    from mixwise.mmm.model import _geo_marginal_loglik
+
+    _, design, dev, rest = _geo_case(geo_fit)
+    sigma = 0.07
+    got = float(
+        _geo_marginal_loglik(design, jnp.asarray(rest), jnp.asarray(dev), jnp.asarray(sigma))
+    )
+    z, sd, _, _ = _dense_geo_posterior(design, rest, dev, sigma**2)
+    fitted = design.row_mask > 0
+    zf = z[fitted]
+    cov = sigma**2 * np.eye(len(zf)) + zf @ np.diag(sd**2) @ zf.T
+    prior_level = np.concatenate([design.x @ design.mean])[fitted]
+    want = multivariate_normal(prior_level, cov).logpdf(rest.reshape(-1)[fitted])
+    assert abs(got - want) < 1e-4 * abs(want), (got, want)
+
+
+def test_geo_roi_draws_follow_their_exact_conditional_posterior(geo_fit: MMM) -> None:
+    """One posterior draw of the curves repeated 4000 times: the drawn baseline coefficients
+    and geo ROIs have the dense posterior's mean and sd (Monte Carlo tolerance), and the
+    ``beta`` they give is each geo's ROI times the channel's beta per unit ROI."""
+    from mixwise.mmm.model import per_unit_roi, sample_geo_coefficients
+
+    inputs, design, _, _ = _geo_case(geo_fit)
+    n = 4000
+    s = geo_fit.samples_
+    sat = np.repeat(s["saturated"][:1].astype(np.float32), n, axis=0)
+    roi, spread = s["roi"][:1], np.array([[0.3, 0.2]])
+    sigma = float(s["sigma"][0])
+    kpi = geo_fit.data_.kpi_values / inputs.kpi_scale
+    out = sample_geo_coefficients(
+        inputs, kpi, sat, np.repeat(roi, n, 0), np.repeat(spread, n, 0), None,
+        np.full(n, sigma), seed=1,
+    )  # fmt: skip
+    unit = np.asarray(per_unit_roi(inputs, sat[0])).astype(np.float64)  # (G, C)
+    media = np.einsum("tgc,gc->tg", sat[0].astype(np.float64), unit * roi)
+    rest = kpi - media
+    r = (rest - (design.x @ design.mean).reshape(rest.shape)) * design.row_mask.reshape(rest.shape)
+    dev = sat[0].astype(np.float64) * unit * (roi * spread)
+    _, _, mean, cov = _dense_geo_posterior(design, r, dev, sigma**2)
+    sd = np.sqrt(np.diag(cov))
+    p = len(design.sd)
+    w = (out["roi_geo"] / roi[:, None, :] - 1.0) / spread[:, None, :]  # (n, G, C)
+    coef = np.full((n, p), np.nan)
+    for name, lo, hi in design.blocks:
+        coef[:, lo:hi] = np.asarray(out[name]).reshape(n, -1)
+    coef -= design.mean[None, :]
+    live = np.concatenate([np.any(design.masked != 0, axis=0), np.ones(w[0].size, dtype=bool)])
+    drawn = np.concatenate([coef, w.reshape(n, -1)], axis=1)[:, live]
+    want_mean, want_sd = mean[live], sd[live]
+    np.testing.assert_allclose(drawn.mean(axis=0), want_mean, atol=5 * want_sd.max() / np.sqrt(n))
+    np.testing.assert_allclose(drawn.std(axis=0), want_sd, rtol=0.08)
+    np.testing.assert_allclose(out["beta"], out["roi_geo"] * unit[None], rtol=1e-5)

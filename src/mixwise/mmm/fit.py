@@ -127,7 +127,7 @@ class MMM:
         request_host_devices(max(self.chains, 1))
         import jax
 
-        from mixwise.mmm.model import media_model
+        from mixwise.mmm.model import integrates_geo_roi, media_model
 
         self.data_ = data
         self.run_id_: int | None = None  # set when stored or reloaded (mmm/runs.py)
@@ -144,8 +144,11 @@ class MMM:
         key = jax.random.PRNGKey(self.seed)
         self.diagnostics_: Diagnostics | None = None
         if self.method == "nuts":
-            dense = self._dense_block(inputs) if data.n_geos > 1 else None
-            self.samples_, self.diagnostics_ = _nuts(model, kpi, key, self, on_progress, dense)
+            start = integrates_geo_roi(inputs, self.geo_pooling)  # a panel: start at the mode
+            dense = self._dense_block(inputs) if data.n_geos > 1 and not start else None
+            self.samples_, self.diagnostics_ = _nuts(
+                model, kpi, key, self, on_progress, dense, laplace_start=start
+            )
             self.verdict_ = self._verdict(self.diagnostics_)
         elif self.method == "map":
             self.samples_ = _laplace(model, kpi, key, self.draws)
@@ -164,9 +167,20 @@ class MMM:
 
     def _baseline_draws(self, kpi: FloatArray) -> dict[str, FloatArray]:
         """The baseline's coefficients per draw (the model integrates them out)."""
-        from mixwise.mmm.model import sample_baseline
+        from mixwise.mmm.model import integrates_geo_roi, sample_baseline, sample_geo_coefficients
 
         s = self.samples_
+        if integrates_geo_roi(self.inputs_, self.geo_pooling):
+            return sample_geo_coefficients(
+                self.inputs_,
+                kpi,
+                np.asarray(s["saturated"]),
+                np.asarray(s["roi"]),
+                np.asarray(s["roi_geo_sd"]),
+                np.asarray(s["synergy"]).sum(axis=3) if "synergy" in s else None,
+                np.asarray(s["sigma"]),
+                self.seed,
+            )
         media = np.einsum(
             "ntgc,ngc->ntg",
             np.asarray(s["saturated"], dtype=np.float64),
@@ -241,6 +255,8 @@ class MMM:
         matrix leaves NUTS ~65-125 leapfrog steps per draw there, and on the 40-geo benchmark
         panel the chains did not converge. With this block: ~31 steps, and they converge
         (benchmarks/RESULTS.md). National fits keep the diagonal matrix: ~35 steps already.
+        Panels whose geo ROIs are integrated out start from a Laplace approximation instead
+        (:func:`_laplace_start`).
         """
         names = [*self.adstock_.param_names, *self.saturation_.param_names, "roi", "sigma"]
         if len(inputs.synergy_pairs):
@@ -460,19 +476,31 @@ def _nuts(
     cfg: MMM,
     on_progress: ProgressCallback | None = None,
     dense: tuple[str, ...] | None = None,
+    *,
+    laplace_start: bool = False,
 ) -> tuple[dict[str, Any], Diagnostics]:
-    """NUTS; ``dense`` names sites whose mass matrix is adapted as one dense block."""
+    """NUTS; ``dense`` names sites whose mass matrix is adapted as one dense block.
+
+    ``laplace_start``: every chain starts at a draw from the Laplace approximation at the
+    posterior mode, with the approximation's covariance as the initial dense mass matrix
+    (adapted from there if ``LAPLACE_ADAPT``): see :func:`_laplace_start`."""
     import jax
     from numpyro.diagnostics import summary
     from numpyro.infer import MCMC, NUTS
 
     parallel = jax.local_device_count() >= cfg.chains
+    init_params = None
+    kernel_options: dict[str, Any] = {"dense_mass": [dense] if dense else False}
+    if laplace_start:
+        key, start_key = jax.random.split(key)
+        init_params, names, cov = _laplace_start(model, kpi, start_key, cfg.chains)
+        kernel_options = {
+            "dense_mass": [names],
+            "inverse_mass_matrix": {names: cov},
+            "adapt_mass_matrix": LAPLACE_ADAPT,
+        }
     mcmc = MCMC(
-        NUTS(
-            model,
-            target_accept_prob=cfg.target_accept,
-            dense_mass=[dense] if dense else False,
-        ),
+        NUTS(model, target_accept_prob=cfg.target_accept, **kernel_options),
         num_warmup=cfg.warmup,
         num_samples=cfg.draws,
         num_chains=cfg.chains,
@@ -480,13 +508,13 @@ def _nuts(
         progress_bar=cfg.progress and on_progress is None,
     )
     if on_progress is None:
-        mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",))
+        mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",), init_params=init_params)
     else:
         # NumPyro turns its bars off when $CI is set; the counters need them on.
         mcmc.progress_bar = True
         counter = _Progress(on_progress, cfg.chains * (cfg.warmup + cfg.draws), cfg.chains)
         with _reporting_progress(counter):
-            mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",))
+            mcmc.run(key, kpi_obs=kpi, extra_fields=("diverging",), init_params=init_params)
             # Parallel chains run asynchronously: wait for their last progress callbacks.
             jax.block_until_ready(mcmc.last_state)
         on_progress("summarising", 1.0)
@@ -509,6 +537,69 @@ def _nuts(
 
 
 _DETERMINISTIC = {"saturated", "beta", "synergy"}  # the model's derived sites
+LAPLACE_STEPS = 1500  # Adam steps to the posterior mode before a Laplace start
+LAPLACE_ADAPT = True  # adapt the mass matrix from the Laplace one (False: hold it fixed)
+LAPLACE_MIN_CURVATURE = 1e-2  # the Hessian's eigenvalues are clipped here (posterior sd <= 10)
+
+
+def _laplace_start(
+    model: Any, kpi: FloatArray, key: Any, chains: int
+) -> tuple[dict[str, Any], tuple[str, ...], Any]:
+    """Chains' starting points and a mass matrix from the Laplace approximation at the mode.
+
+    Adam (``LAPLACE_STEPS``, in one compiled loop) finds the mode of the potential on the
+    unconstrained space; the Hessian there, its eigenvalues clipped at
+    ``LAPLACE_MIN_CURVATURE``, gives the covariance; each chain starts at its own draw from
+    that Normal. Returns ``(init_params with a leading chain axis, site names, covariance)``,
+    the covariance in the order of ``names`` (sorted, as the flattened dict of sites).
+
+    Why: with the geo ROIs integrated out, a geo panel's sampler sees ~25 parameters, some
+    pinned to posterior sds of ~0.005 (a large channel's ROI and carry-over, ``sigma``). From
+    NumPyro's random start with an identity mass matrix its first adaptation window took
+    ~900 leapfrog steps per iteration at 40 geos (~1 s each); from a Laplace draw with the
+    Laplace matrix, ~18-35 from the first iteration (``benchmarks/RESULTS.md``). After the
+    first window NumPyro re-estimates the matrix from the chain as usual (``LAPLACE_ADAPT``):
+    at 4 × 1000 + 1000 that mixed a little better than holding the Laplace matrix fixed
+    (min ESS 324 vs 289 at 40 geos); in 150-iteration warm-ups the short windows' estimates
+    were worse than the Laplace matrix.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpyro.optim
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import initialize_model
+
+    init_key, draw_key = jax.random.split(key)
+    info = initialize_model(init_key, model, model_kwargs={"kpi_obs": kpi})
+    start = {k: v for k, v in sorted(info.param_info.z.items())}
+    flat, unravel = ravel_pytree(start)
+
+    def potential(x: Any) -> Any:
+        return info.potential_fn(unravel(x))
+
+    adam = numpyro.optim.Adam(0.05)
+
+    @jax.jit
+    def find_mode(x: Any) -> Any:
+        def step(state: Any, _: Any) -> tuple[Any, None]:
+            return adam.update(jax.grad(potential)(adam.get_params(state)), state), None
+
+        state, _ = jax.lax.scan(step, adam.init(x), None, length=LAPLACE_STEPS)
+        return adam.get_params(state)
+
+    mode = find_mode(flat)
+    hessian = np.asarray(jax.jit(jax.hessian(potential))(mode), dtype=np.float64)
+    values, vectors = np.linalg.eigh(0.5 * (hessian + hessian.T))
+    if not np.all(np.isfinite(values)):
+        raise ValueError("the posterior's curvature at its mode is not finite: check the data")
+    values = np.maximum(values, LAPLACE_MIN_CURVATURE)
+    cov = (vectors / values) @ vectors.T
+    noise = np.asarray(jax.random.normal(draw_key, (chains, len(values))), dtype=np.float64)
+    draws = np.asarray(mode, dtype=np.float64)[None, :] + noise @ (vectors / np.sqrt(values)).T
+    init = jax.vmap(unravel)(jnp.asarray(draws, dtype=flat.dtype))
+    if chains == 1:
+        init = {k: v[0] for k, v in init.items()}
+    return init, tuple(start), jnp.asarray(cov, dtype=flat.dtype)
 
 
 # -- progress of a NUTS run ---------------------------------------------------------------------

@@ -41,6 +41,19 @@ intercept and the channels whose spend barely varies trade off along a narrow cu
 which took NUTS ~240 leapfrog steps per draw and left divergences; without the intercept it
 takes ~35 (4 × 1000 draws of the benchmark market: 14 s instead of 60, no divergences).
 
+**A geo panel's ROIs are integrated out too** (partial pooling, no lift tests). Each geo's ROI
+scatters around the channel's as ``roi_g = roi * (1 + spread * w_g)``, ``w_g ~ Normal(0, 1)``
+(a Normal prior, so the geo's contribution stays linear in ``w_g``), and the ``G x C``
+deviations join the baseline in the Gaussian that is integrated out
+(:func:`_geo_marginal_loglik`, solved by the panel's structure: a small block per geo and a
+Schur complement for the shared columns). NUTS then samples only the curves, ROIs, spreads and
+``sigma`` (~25 numbers instead of ~225 at 40 geos), and every draw's geo ROIs come afterwards
+from their exact conditional posterior (:func:`sample_geo_coefficients`). With 200 sampled
+offsets under 5 spreads NUTS needed ~250 leapfrog steps per iteration at 40 geos (a funnel);
+``benchmarks/RESULTS.md`` has the before and after. A lift test (a likelihood term on one
+channel's national contribution) keeps the sampled, non-centred form: ``log roi_g = log roi
++ spread * z_g``.
+
 **Synergy** gains are reported in KPI units: ``kpi_scale * sum_t kappa_ab s[t, a] s[t, b]``,
 the joint effect minus the sum of the single effects.
 """
@@ -115,22 +128,25 @@ def media_model(
     roi = numpyro.sample(
         "roi", dist.LogNormal(jnp.log(inputs.roi_median), inputs.roi_sigma).to_event(1)
     )
+    integrated = integrates_geo_roi(inputs, geo_pooling)
+    spread = None
     if n_geos > 1 and geo_pooling == "partial":
+        spread = numpyro.sample("roi_geo_sd", dist.HalfNormal(0.3).expand([n_channels]).to_event(1))
+    if spread is not None and not integrated:
         # Each geo's ROI scatters around the channel's (non-centred: log roi_g = log roi +
         # spread * z_g), so geos with little data borrow from the others.
-        spread = numpyro.sample("roi_geo_sd", dist.HalfNormal(0.3).expand([n_channels]).to_event(1))
         z = numpyro.sample(
             "roi_geo_z", dist.Normal(0.0, 1.0).expand([n_geos, n_channels]).to_event(2)
         )
         roi_geo = roi * jnp.exp(spread * z)
     else:
+        # Complete pooling, national data, or geo ROIs integrated out (the likelihood below;
+        # ``beta`` here is then every geo at the channel's ROI, the geo ROIs' prior mean, and
+        # the fit replaces it with each draw's geo ROIs: :func:`sample_geo_coefficients`).
         roi_geo = roi[None, :]
-    fitted_mask = jnp.asarray(inputs.fit_mask)
     kpi_scale = jnp.asarray(inputs.kpi_scale)
-    sums = jnp.sum(saturated * fitted_mask[:, None, None], axis=0)  # (G, C)
-    beta = numpyro.deterministic(
-        "beta", roi_geo * inputs.spend_totals / (kpi_scale[:, None] * jnp.maximum(sums, 1e-9))
-    )
+    per_roi = per_unit_roi(inputs, saturated)  # (G, C)
+    beta = numpyro.deterministic("beta", roi_geo * per_roi)
     media = saturated * beta  # (T, G, C)
 
     pairs = jnp.asarray(inputs.synergy_pairs)
@@ -149,7 +165,12 @@ def media_model(
     if kpi is not None:
         design = baseline_prior(inputs)
         rest = jnp.asarray(kpi) - jnp.sum(media, axis=2) - synergy_total
-        numpyro.factor("kpi", _marginal_loglik(design, rest.reshape(-1), sigma))
+        if integrated:
+            assert spread is not None
+            deviation = saturated * per_roi * (roi * spread)  # KPI per unit of w, (T, G, C)
+            numpyro.factor("kpi", _geo_marginal_loglik(design, rest, deviation, sigma))
+        else:
+            numpyro.factor("kpi", _marginal_loglik(design, rest.reshape(-1), sigma))
 
     if len(inputs.lift_channel):
         per_channel = media
@@ -165,6 +186,24 @@ def media_model(
             dist.Normal(effect, jnp.asarray(inputs.lift_se)).to_event(1),
             obs=jnp.asarray(inputs.lift_measured),
         )
+
+
+def integrates_geo_roi(inputs: ModelInputs, geo_pooling: str) -> bool:
+    """Whether the model integrates the geos' ROIs out with the baseline (see the module
+    docstring): a geo panel with partial pooling and no lift tests."""
+    return inputs.spend.shape[1] > 1 and geo_pooling == "partial" and not len(inputs.lift_channel)
+
+
+def per_unit_roi(inputs: ModelInputs, saturated: jax.Array) -> jax.Array:
+    """``beta`` per unit of ROI, ``(..., G, C)``: a channel's coefficient is its ROI times
+    this (its spend over its saturated sum, in scaled KPI units; ``saturated`` is
+    ``(..., T, G, C)``)."""
+    mask = jnp.asarray(inputs.fit_mask, dtype=saturated.dtype)
+    sums = jnp.sum(saturated * mask[:, None, None], axis=-3)
+    scale = jnp.asarray(inputs.kpi_scale, dtype=saturated.dtype)[:, None]
+    return jnp.asarray(inputs.spend_totals, dtype=saturated.dtype) / (
+        scale * jnp.maximum(sums, 1e-9)
+    )
 
 
 # -- the baseline, integrated out ----------------------------------------------------------
@@ -379,15 +418,206 @@ def sample_baseline(
     inv_lower = np.linalg.solve(chol, eye)  # L^-1
     noise = np.einsum("nqp,nq->np", inv_lower, z) * np.sqrt(s2)[:, None]
     coef = design.mean[None, :] + centre + noise
+    return _baseline_sites(design, coef, n_periods, media.reshape(len(s2), n_periods, n_geos))
+
+
+def _baseline_sites(
+    design: BaselinePrior, coef: FloatArray, n_periods: int, media: FloatArray
+) -> dict[str, FloatArray]:
+    """The baseline's sites from its coefficients per draw ``coef`` (draws, P), and ``mu``
+    with ``media`` (draws, T, G) added."""
     # A column that is zero in every fitted row (a holiday's trend product left out) is not
     # estimated: zero, not a draw from its prior, so forecasts do not inherit the prior's noise.
+    coef = np.array(coef, dtype=np.float64)
     coef[:, ~np.any(design.masked != 0, axis=0)] = 0.0
     out: dict[str, FloatArray] = {}
     for name, lo, hi in design.blocks:
         block = coef[:, lo:hi]
-        scalar = name == "trend" or (name == "intercept" and n_geos == 1)
+        scalar = name == "trend" or (name == "intercept" and design.n_geos == 1)
         out[name] = block[:, 0] if scalar else block
-    shape = (len(s2), n_periods, n_geos)
+    shape = (len(coef), n_periods, design.n_geos)
     out["baseline"] = (coef @ design.x.T).reshape(shape)
-    out["mu"] = out["baseline"] + media.reshape(shape)
+    out["mu"] = out["baseline"] + media
+    return out
+
+
+# -- a geo panel's ROIs, integrated out with the baseline ------------------------------------
+def _geo_solve(
+    design: BaselinePrior, r: jax.Array, dev: jax.Array, s2: jax.Array
+) -> tuple[jax.Array, ...]:
+    """The regularised least-squares fit of ``r`` (T, G; held-out rows zero) on the baseline's
+    columns and the geo ROI deviations' columns ``dev`` (T, G, C), using the panel's structure.
+
+    The unknowns split into G local blocks (geo g's intercept and its C ROI deviations, which
+    touch only geo g's rows) and one global block (the shared and control columns, Q). With
+    ``A = Z'Z + s2 D^-1`` in that order, ``A = [[L, B], [B', E]]``, ``L`` block-diagonal:
+    eliminate the local blocks (G Cholesky factorisations of (1 + C)²), solve the Schur
+    complement ``E - B' L^-1 B`` (Q²), substitute back. ``log |A| = sum log |L_g| + log
+    |Schur|``. Returns ``(local coef (G, 1+C), global coef (Q,), chol L (G, 1+C, 1+C),
+    chol Schur (Q, Q), L^-1 B (G, 1+C, Q), L^-1 rhs (G, 1+C), fitted (T, G))``.
+    """
+    g = design.n_geos
+    n_periods, _, n_channels = dev.shape
+    dtype = r.dtype
+    mask = jnp.asarray(design.row_mask.reshape(n_periods, g), dtype=dtype)
+    glob = jnp.asarray(design.x.reshape(n_periods, g, -1)[:, :, g:], dtype=dtype)  # (T, G, Q)
+    gram = jnp.asarray(design.gram, dtype=dtype)
+    sd = jnp.asarray(design.sd, dtype=dtype)
+    dev_m = dev * mask[:, :, None]
+    sums = jnp.sum(dev_m, axis=0)  # (G, C)
+    head = jnp.concatenate([(jnp.diag(gram)[:g] + s2 / sd[:g] ** 2)[:, None], sums], axis=1)
+    body = jnp.concatenate(
+        [sums[:, :, None], jnp.einsum("tgc,tgd->gcd", dev_m, dev_m) + s2 * jnp.eye(n_channels)],
+        axis=2,
+    )
+    local = jnp.concatenate([head[:, None, :], body], axis=1)  # (G, 1+C, 1+C)
+    cross = jnp.concatenate(
+        [gram[:g, g:][:, None, :], jnp.einsum("tgc,tgq->gcq", dev_m, glob)], axis=1
+    )  # (G, 1+C, Q)
+    rhs_local = jnp.concatenate(
+        [jnp.sum(r, axis=0)[:, None], jnp.einsum("tgc,tg->gc", dev_m, r)], axis=1
+    )
+    rhs_global = jnp.einsum("tgq,tg->q", glob, r)
+    chol_l = jnp.linalg.cholesky(local)
+    solve = jax.vmap(lambda c, b: jax.scipy.linalg.cho_solve((c, True), b))
+    linv_b = solve(chol_l, cross)
+    linv_r = solve(chol_l, rhs_local[:, :, None])[:, :, 0]
+    schur = gram[g:, g:] + jnp.diag(s2 / sd[g:] ** 2) - jnp.einsum("gkq,gkp->qp", cross, linv_b)
+    chol_s = jnp.linalg.cholesky(0.5 * (schur + schur.T))
+    coef_global = jax.scipy.linalg.cho_solve(
+        (chol_s, True), rhs_global - jnp.einsum("gkq,gk->q", cross, linv_r)
+    )
+    coef_local = linv_r - jnp.einsum("gkq,q->gk", linv_b, coef_global)
+    fitted = (
+        coef_local[None, :, 0]
+        + jnp.einsum("tgc,gc->tg", dev, coef_local[:, 1:])
+        + glob @ coef_global
+    )
+    return coef_local, coef_global, chol_l, chol_s, linv_b, linv_r, fitted
+
+
+def _geo_marginal_loglik(
+    design: BaselinePrior, rest: jax.Array, dev: jax.Array, sigma: jax.Array
+) -> jax.Array:
+    """``log p(kpi | media, sigma)`` of a geo panel with the baseline's coefficients **and**
+    the geos' ROI deviations integrated out.
+
+    A geo's ROI is ``roi_g = roi * (1 + spread * w_g)``, ``w_g ~ Normal(0, 1)``, so its
+    contribution is the channel's at the national ROI plus ``w_g`` times ``dev`` (the
+    channel's saturated series times ``beta`` per unit ROI, times ``roi * spread``): linear
+    in ``w`` with a Normal prior, like the baseline. ``rest`` (T, G) is the KPI minus media at
+    the channels' ROIs and synergy. Same algebra as :func:`_marginal_loglik`, with the
+    structured solve of :func:`_geo_solve`.
+    """
+    g = design.n_geos
+    s2 = sigma**2
+    shape = rest.shape
+    mask = jnp.asarray(design.row_mask.reshape(shape), dtype=rest.dtype)
+    prior_level = jnp.asarray((design.x @ design.mean).reshape(shape), dtype=rest.dtype)
+    r = (rest - prior_level) * mask
+    coef_local, coef_global, chol_l, chol_s, _, _, fitted = _geo_solve(design, r, dev, s2)
+    sd = jnp.asarray(design.sd, dtype=rest.dtype)
+    resid = r - fitted * mask
+    penalty = (
+        jnp.sum((coef_local[:, 0] / sd[:g]) ** 2)
+        + jnp.sum(coef_local[:, 1:] ** 2)
+        + jnp.sum((coef_global / sd[g:]) ** 2)
+    )
+    quad = (jnp.sum(resid**2) + s2 * penalty) / s2
+    n, p = design.n_fitted, len(design.sd) + dev.shape[1] * dev.shape[2]
+    logdet = (
+        (n - p) * jnp.log(s2)
+        + jnp.sum(jnp.log(sd**2))
+        + 2 * jnp.sum(jnp.log(jnp.diagonal(chol_l, axis1=1, axis2=2)))
+        + 2 * jnp.sum(jnp.log(jnp.diag(chol_s)))
+    )
+    return -0.5 * (quad + logdet + n * jnp.log(2 * jnp.pi))
+
+
+def sample_geo_coefficients(
+    inputs: ModelInputs,
+    kpi: FloatArray,
+    saturated: FloatArray,
+    roi: FloatArray,
+    spread: FloatArray,
+    synergy_total: FloatArray | None,
+    sigma: FloatArray,
+    seed: int,
+    chunk: int = 250,
+) -> dict[str, FloatArray]:
+    """Per posterior draw of a geo panel whose ROIs were integrated out: the baseline's
+    coefficients and the geos' ROIs from their joint conditional posterior (Gaussian given
+    the media curves, ``roi``, ``spread`` and ``sigma``).
+
+    ``saturated`` is (draws, T, G, C), ``roi`` and ``spread`` (draws, C), ``synergy_total``
+    (draws, T, G) or None. Returns :func:`sample_baseline`'s sites plus ``roi_geo`` (draws,
+    G, C) and ``beta`` (draws, G, C), the geos' coefficients that replace the sampler's.
+    The global block is drawn from its marginal (the Schur complement), then each geo's block
+    from its conditional given it: an exact draw, with G small factorisations per draw.
+    """
+    design = baseline_prior(inputs)
+    g = design.n_geos
+    n_draws, n_periods = saturated.shape[:2]
+    prior_level = (design.x @ design.mean).reshape(n_periods, g)
+    mask = design.row_mask.reshape(n_periods, g)
+    kpi_j = jnp.asarray(kpi, dtype=jnp.float32)
+
+    def one(
+        sat: jax.Array,
+        r_roi: jax.Array,
+        r_sd: jax.Array,
+        syn: jax.Array,
+        sig: jax.Array,
+        key: jax.Array,
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        per_roi = per_unit_roi(inputs, sat)
+        rest = kpi_j - jnp.sum(sat * per_roi * r_roi, axis=2) - syn
+        r = (rest - prior_level) * mask
+        dev = sat * per_roi * (r_roi * r_sd)
+        s2 = sig**2
+        _, coef_global, chol_l, chol_s, linv_b, linv_r, _ = _geo_solve(design, r, dev, s2)
+        k1, k2 = jax.random.split(key)
+        z_global = jax.random.normal(k1, coef_global.shape)
+        glob = coef_global + sig * jax.scipy.linalg.solve_triangular(
+            chol_s.T, z_global, lower=False
+        )
+        centre = linv_r - jnp.einsum("gkq,q->gk", linv_b, glob)
+        z_local = jax.random.normal(k2, centre.shape)
+        noise = jax.vmap(lambda c, z: jax.scipy.linalg.solve_triangular(c.T, z, lower=False))(
+            chol_l, z_local
+        )
+        local = centre + sig * noise
+        return local, glob, per_roi
+
+    draw = jax.jit(jax.vmap(one))
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_draws)
+    syn_all = (
+        np.zeros((n_draws, n_periods, g), dtype=np.float32)
+        if synergy_total is None
+        else np.asarray(synergy_total, dtype=np.float32)
+    )
+    locals_: list[FloatArray] = []
+    globals_: list[FloatArray] = []
+    per_rois: list[FloatArray] = []
+    for lo in range(0, n_draws, chunk):
+        hi = min(lo + chunk, n_draws)
+        out = draw(
+            jnp.asarray(saturated[lo:hi], dtype=jnp.float32),
+            jnp.asarray(roi[lo:hi], dtype=jnp.float32),
+            jnp.asarray(spread[lo:hi], dtype=jnp.float32),
+            jnp.asarray(syn_all[lo:hi]),
+            jnp.asarray(sigma[lo:hi], dtype=jnp.float32),
+            keys[lo:hi],
+        )
+        for store, value in zip((locals_, globals_, per_rois), out, strict=True):
+            store.append(np.asarray(value, dtype=np.float64))
+    local = np.concatenate(locals_)  # (N, G, 1+C)
+    coef = design.mean[None, :] + np.concatenate([local[:, :, 0], np.concatenate(globals_)], 1)
+    roi64 = np.asarray(roi, dtype=np.float64)[:, None, :]
+    roi_geo = roi64 * (1.0 + np.asarray(spread, dtype=np.float64)[:, None, :] * local[:, :, 1:])
+    beta = roi_geo * np.concatenate(per_rois)
+    media = np.einsum("ntgc,ngc->ntg", np.asarray(saturated, dtype=np.float64), beta)
+    out = _baseline_sites(design, coef, n_periods, media + syn_all.astype(np.float64))
+    out["roi_geo"] = roi_geo
+    out["beta"] = beta
     return out
