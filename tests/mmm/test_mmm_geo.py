@@ -320,7 +320,7 @@ def test_integrated_geo_rois_give_the_dense_marginal_likelihood(geo_fit: MMM) ->
     fitted = design.row_mask > 0
     zf = z[fitted]
     cov = sigma**2 * np.eye(len(zf)) + zf @ np.diag(sd**2) @ zf.T
-    prior_level = np.concatenate([design.x @ design.mean])[fitted]
+    prior_level = (design.x @ design.mean)[fitted]
     want = multivariate_normal(prior_level, cov).logpdf(rest.reshape(-1)[fitted])
     assert abs(got - want) < 1e-4 * abs(want), (got, want)
 

@@ -166,7 +166,8 @@ class MMM:
         return self
 
     def _baseline_draws(self, kpi: FloatArray) -> dict[str, FloatArray]:
-        """The baseline's coefficients per draw (the model integrates them out)."""
+        """The baseline's coefficients per draw (the model integrates them out), and in a
+        panel whose geo ROIs were integrated out too, each draw's geo ROIs and ``beta``."""
         from mixwise.mmm.model import integrates_geo_roi, sample_baseline, sample_geo_coefficients
 
         s = self.samples_
@@ -483,7 +484,7 @@ def _nuts(
 
     ``laplace_start``: every chain starts at a draw from the Laplace approximation at the
     posterior mode, with the approximation's covariance as the initial dense mass matrix
-    (adapted from there if ``LAPLACE_ADAPT``): see :func:`_laplace_start`."""
+    (adapted from there as usual): see :func:`_laplace_start`."""
     import jax
     from numpyro.diagnostics import summary
     from numpyro.infer import MCMC, NUTS
@@ -497,7 +498,6 @@ def _nuts(
         kernel_options = {
             "dense_mass": [names],
             "inverse_mass_matrix": {names: cov},
-            "adapt_mass_matrix": LAPLACE_ADAPT,
         }
     mcmc = MCMC(
         NUTS(model, target_accept_prob=cfg.target_accept, **kernel_options),
@@ -538,7 +538,6 @@ def _nuts(
 
 _DETERMINISTIC = {"saturated", "beta", "synergy"}  # the model's derived sites
 LAPLACE_STEPS = 1500  # Adam steps to the posterior mode before a Laplace start
-LAPLACE_ADAPT = True  # adapt the mass matrix from the Laplace one (False: hold it fixed)
 LAPLACE_MIN_CURVATURE = 1e-2  # the Hessian's eigenvalues are clipped here (posterior sd <= 10)
 
 
@@ -550,7 +549,8 @@ def _laplace_start(
     Adam (``LAPLACE_STEPS``, in one compiled loop) finds the mode of the potential on the
     unconstrained space; the Hessian there, its eigenvalues clipped at
     ``LAPLACE_MIN_CURVATURE``, gives the covariance; each chain starts at its own draw from
-    that Normal. Returns ``(init_params with a leading chain axis, site names, covariance)``,
+    that Normal. Returns ``(init_params, site names, covariance)`` (init_params with a
+    leading chain axis when ``chains`` > 1),
     the covariance in the order of ``names`` (sorted, as the flattened dict of sites).
 
     Why: with the geo ROIs integrated out, a geo panel's sampler sees ~25 parameters, some
@@ -558,8 +558,8 @@ def _laplace_start(
     NumPyro's random start with an identity mass matrix its first adaptation window took
     ~900 leapfrog steps per iteration at 40 geos (~1 s each); from a Laplace draw with the
     Laplace matrix, ~18-35 from the first iteration (``benchmarks/RESULTS.md``). After the
-    first window NumPyro re-estimates the matrix from the chain as usual (``LAPLACE_ADAPT``):
-    at 4 × 1000 + 1000 that mixed a little better than holding the Laplace matrix fixed
+    first window NumPyro re-estimates the matrix from the chain as usual: at 4 × 1000 + 1000
+    that mixed a little better than holding the Laplace matrix fixed
     (min ESS 324 vs 289 at 40 geos); in 150-iteration warm-ups the short windows' estimates
     were worse than the Laplace matrix.
     """
@@ -571,7 +571,7 @@ def _laplace_start(
 
     init_key, draw_key = jax.random.split(key)
     info = initialize_model(init_key, model, model_kwargs={"kpi_obs": kpi})
-    start = {k: v for k, v in sorted(info.param_info.z.items())}
+    start = dict(sorted(info.param_info.z.items()))
     flat, unravel = ravel_pytree(start)
 
     def potential(x: Any) -> Any:

@@ -61,6 +61,7 @@ the joint effect minus the sum of the single effects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -442,9 +443,20 @@ def _baseline_sites(
 
 
 # -- a geo panel's ROIs, integrated out with the baseline ------------------------------------
-def _geo_solve(
-    design: BaselinePrior, r: jax.Array, dev: jax.Array, s2: jax.Array
-) -> tuple[jax.Array, ...]:
+class _GeoSolve(NamedTuple):
+    """What :func:`_geo_solve` leaves: the coefficients, the factors the likelihood's log
+    determinant and the conditional draws need, and the fit."""
+
+    coef_local: jax.Array  # (G, 1+C): each geo's intercept and ROI deviations
+    coef_global: jax.Array  # (Q,): the shared and control columns
+    chol_local: jax.Array  # (G, 1+C, 1+C): Cholesky factors of the local blocks L_g
+    chol_schur: jax.Array  # (Q, Q): Cholesky factor of the Schur complement
+    linv_cross: jax.Array  # (G, 1+C, Q): L_g^-1 B_g
+    linv_rhs: jax.Array  # (G, 1+C): L_g^-1 (Z'r)_g
+    fitted: jax.Array  # (T, G)
+
+
+def _geo_solve(design: BaselinePrior, r: jax.Array, dev: jax.Array, s2: jax.Array) -> _GeoSolve:
     """The regularised least-squares fit of ``r`` (T, G; held-out rows zero) on the baseline's
     columns and the geo ROI deviations' columns ``dev`` (T, G, C), using the panel's structure.
 
@@ -453,8 +465,7 @@ def _geo_solve(
     ``A = Z'Z + s2 D^-1`` in that order, ``A = [[L, B], [B', E]]``, ``L`` block-diagonal:
     eliminate the local blocks (G Cholesky factorisations of (1 + C)²), solve the Schur
     complement ``E - B' L^-1 B`` (Q²), substitute back. ``log |A| = sum log |L_g| + log
-    |Schur|``. Returns ``(local coef (G, 1+C), global coef (Q,), chol L (G, 1+C, 1+C),
-    chol Schur (Q, Q), L^-1 B (G, 1+C, Q), L^-1 rhs (G, 1+C), fitted (T, G))``.
+    |Schur|``.
     """
     g = design.n_geos
     n_periods, _, n_channels = dev.shape
@@ -493,7 +504,7 @@ def _geo_solve(
         + jnp.einsum("tgc,gc->tg", dev, coef_local[:, 1:])
         + glob @ coef_global
     )
-    return coef_local, coef_global, chol_l, chol_s, linv_b, linv_r, fitted
+    return _GeoSolve(coef_local, coef_global, chol_l, chol_s, linv_b, linv_r, fitted)
 
 
 def _geo_marginal_loglik(
@@ -515,21 +526,21 @@ def _geo_marginal_loglik(
     mask = jnp.asarray(design.row_mask.reshape(shape), dtype=rest.dtype)
     prior_level = jnp.asarray((design.x @ design.mean).reshape(shape), dtype=rest.dtype)
     r = (rest - prior_level) * mask
-    coef_local, coef_global, chol_l, chol_s, _, _, fitted = _geo_solve(design, r, dev, s2)
+    fit = _geo_solve(design, r, dev, s2)
     sd = jnp.asarray(design.sd, dtype=rest.dtype)
-    resid = r - fitted * mask
+    resid = r - fit.fitted * mask
     penalty = (
-        jnp.sum((coef_local[:, 0] / sd[:g]) ** 2)
-        + jnp.sum(coef_local[:, 1:] ** 2)
-        + jnp.sum((coef_global / sd[g:]) ** 2)
+        jnp.sum((fit.coef_local[:, 0] / sd[:g]) ** 2)
+        + jnp.sum(fit.coef_local[:, 1:] ** 2)
+        + jnp.sum((fit.coef_global / sd[g:]) ** 2)
     )
     quad = (jnp.sum(resid**2) + s2 * penalty) / s2
     n, p = design.n_fitted, len(design.sd) + dev.shape[1] * dev.shape[2]
     logdet = (
         (n - p) * jnp.log(s2)
         + jnp.sum(jnp.log(sd**2))
-        + 2 * jnp.sum(jnp.log(jnp.diagonal(chol_l, axis1=1, axis2=2)))
-        + 2 * jnp.sum(jnp.log(jnp.diag(chol_s)))
+        + 2 * jnp.sum(jnp.log(jnp.diagonal(fit.chol_local, axis1=1, axis2=2)))
+        + 2 * jnp.sum(jnp.log(jnp.diag(fit.chol_schur)))
     )
     return -0.5 * (quad + logdet + n * jnp.log(2 * jnp.pi))
 
@@ -575,16 +586,16 @@ def sample_geo_coefficients(
         r = (rest - prior_level) * mask
         dev = sat * per_roi * (r_roi * r_sd)
         s2 = sig**2
-        _, coef_global, chol_l, chol_s, linv_b, linv_r, _ = _geo_solve(design, r, dev, s2)
+        fit = _geo_solve(design, r, dev, s2)
         k1, k2 = jax.random.split(key)
-        z_global = jax.random.normal(k1, coef_global.shape)
-        glob = coef_global + sig * jax.scipy.linalg.solve_triangular(
-            chol_s.T, z_global, lower=False
+        z_global = jax.random.normal(k1, fit.coef_global.shape)
+        glob = fit.coef_global + sig * jax.scipy.linalg.solve_triangular(
+            fit.chol_schur.T, z_global, lower=False
         )
-        centre = linv_r - jnp.einsum("gkq,q->gk", linv_b, glob)
+        centre = fit.linv_rhs - jnp.einsum("gkq,q->gk", fit.linv_cross, glob)
         z_local = jax.random.normal(k2, centre.shape)
         noise = jax.vmap(lambda c, z: jax.scipy.linalg.solve_triangular(c.T, z, lower=False))(
-            chol_l, z_local
+            fit.chol_local, z_local
         )
         local = centre + sig * noise
         return local, glob, per_roi
