@@ -361,3 +361,33 @@ def test_geo_roi_draws_follow_their_exact_conditional_posterior(geo_fit: MMM) ->
     np.testing.assert_allclose(drawn.mean(axis=0), want_mean, atol=5 * want_sd.max() / np.sqrt(n))
     np.testing.assert_allclose(drawn.std(axis=0), want_sd, rtol=0.08)
     np.testing.assert_allclose(out["beta"], out["roi_geo"] * unit[None], rtol=1e-5)
+
+
+def test_a_panel_samples_the_marginal_roi_and_keeps_the_roi_prior(geo_fit: MMM) -> None:
+    """A panel's sampler moves the log marginal ROI: each draw's ROI is it times the Hill
+    curve's average over marginal return, ``sum s / sum slope s (1 - s)`` (the elasticity of
+    a Hill curve, by hand), and the ROI's prior is still its LogNormal (the factor is its
+    density in log coordinates, by scipy)."""
+    from numpyro import handlers
+    from scipy.stats import norm
+
+    from mixwise.mmm.model import media_model
+
+    s = geo_fit.samples_
+    sat = s["saturated"].astype(np.float64)  # (N, T, G, C)
+    slope = s["slope"].astype(np.float64)[:, None, None, :]
+    ratio = sat.sum(axis=(1, 2)) / (slope * sat * (1 - sat)).sum(axis=(1, 2))
+    np.testing.assert_allclose(s["roi"], np.exp(s["log_mroi"]) * ratio, rtol=1e-4)
+    assert np.all(ratio > 1)  # a concave-at-the-data curve returns less at the margin
+
+    inputs = geo_fit.inputs_
+    point = {k: s[k][0] for k in ("alpha", "half", "slope", "log_mroi", "roi_geo_sd", "sigma")}
+    kpi = geo_fit.data_.kpi_values / inputs.kpi_scale
+    with handlers.trace() as tr, handlers.substitute(data=point), handlers.seed(rng_seed=0):
+        media_model(inputs, geo_fit.adstock_, geo_fit.saturation_, kpi)
+    site = tr["log_mroi"]
+    assert float(site["fn"].log_prob(site["value"]).sum()) == 0.0  # flat: the factor is all
+    roi = np.asarray(tr["roi"]["value"], dtype=np.float64)
+    want = norm(np.log(inputs.roi_median), inputs.roi_sigma).logpdf(np.log(roi)).sum()
+    got = float(tr["roi_prior"]["fn"].log_prob(tr["roi_prior"]["value"]))
+    assert got == pytest.approx(want, rel=1e-5)

@@ -701,7 +701,8 @@ def _laplace(model: Any, kpi: FloatArray, key: Any, draws: int) -> dict[str, Any
     fit_key, draw_key = jax.random.split(key)
     result = svi.run(fit_key, 3000, kpi_obs=kpi, progress_bar=False)
     posterior = guide.sample_posterior(draw_key, result.params, sample_shape=(draws,))
-    predictive = Predictive(model, posterior_samples=posterior, return_sites=sorted(_DETERMINISTIC))
+    sites = sorted(_DETERMINISTIC | {"roi"})  # a panel's ROI is derived (model.py)
+    predictive = Predictive(model, posterior_samples=posterior, return_sites=sites)
     derived = predictive(draw_key, kpi_obs=None)
     return {k: np.asarray(v) for k, v in {**posterior, **derived}.items()}
 

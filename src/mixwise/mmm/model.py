@@ -50,7 +50,13 @@ Schur complement for the shared columns). NUTS then samples only the curves, ROI
 ``sigma`` (~25 numbers instead of ~225 at 40 geos), and every draw's geo ROIs come afterwards
 from their exact conditional posterior (:func:`sample_geo_coefficients`). With 200 sampled
 offsets under 5 spreads NUTS needed ~250 leapfrog steps per iteration at 40 geos (a funnel);
-``benchmarks/RESULTS.md`` has the before and after. A lift test (a likelihood term on one
+``benchmarks/RESULTS.md`` has the before and after. Such a panel samples each channel's log
+marginal ROI (``log_mroi``, flat) and derives ``roi = exp(log_mroi) * ratio``, the ratio of
+the curve's average to its marginal return over the data
+(:func:`_log_average_over_marginal`), with the ROI's LogNormal density as a factor: a shear
+with unit Jacobian, so the posterior is the same, but the sampler's coordinates follow what the
+data pin (the margin) rather than the extrapolation to no spend, whose spread grows as the
+curve's slope falls (a curved ridge in ROI coordinates). A lift test (a likelihood term on one
 channel's national contribution) keeps the sampled, non-centred form: ``log roi_g = log roi
 + spread * z_g``.
 
@@ -123,13 +129,28 @@ def media_model(
         params[name] = numpyro.sample(name, prior)
     adstock_params = {k: params[k] for k in adstock.param_names}
     saturation_params = {k: params[k] for k in saturation.param_names}
-    saturated = saturation.apply(adstock.apply(spend, **adstock_params), **saturation_params)
+    adstocked = adstock.apply(spend, **adstock_params)
+    saturated = saturation.apply(adstocked, **saturation_params)
     numpyro.deterministic("saturated", saturated)  # (T, G, C)
 
-    roi = numpyro.sample(
-        "roi", dist.LogNormal(jnp.log(inputs.roi_median), inputs.roi_sigma).to_event(1)
-    )
     integrated = integrates_geo_roi(inputs, geo_pooling)
+    if integrated:
+        # The sampler moves each channel's log marginal ROI; the ROI is the marginal ROI
+        # times the curve's ratio of average to marginal return. A shear (unit Jacobian):
+        # the factor below is exactly the ROI's LogNormal prior, the model is unchanged.
+        log_mroi = numpyro.sample(
+            "log_mroi", dist.ImproperUniform(dist.constraints.real, (), (n_channels,))
+        )
+        log_roi = log_mroi + _log_average_over_marginal(
+            inputs, saturation, adstocked, saturated, saturation_params
+        )
+        prior = dist.Normal(jnp.log(inputs.roi_median), inputs.roi_sigma)
+        numpyro.factor("roi_prior", prior.log_prob(log_roi).sum())
+        roi = numpyro.deterministic("roi", jnp.exp(log_roi))
+    else:
+        roi = numpyro.sample(
+            "roi", dist.LogNormal(jnp.log(inputs.roi_median), inputs.roi_sigma).to_event(1)
+        )
     spread = None
     if n_geos > 1 and geo_pooling == "partial":
         spread = numpyro.sample("roi_geo_sd", dist.HalfNormal(0.3).expand([n_channels]).to_event(1))
@@ -187,6 +208,25 @@ def media_model(
             dist.Normal(effect, jnp.asarray(inputs.lift_se)).to_event(1),
             obs=jnp.asarray(inputs.lift_measured),
         )
+
+
+def _log_average_over_marginal(
+    inputs: ModelInputs,
+    saturation: Saturation,
+    adstocked: jax.Array,
+    saturated: jax.Array,
+    params: dict[str, jax.Array],
+) -> jax.Array:
+    """``log(ROI / marginal ROI)`` per channel ``(C,)``: the saturated sum over the fitted
+    periods (and geos) over the sum of its elasticity to a proportional change of spend
+    (``d s(a (1 + e)) / d e`` at 0, forward mode, for any saturation). For one geo
+    ``ROI / ratio`` is the marginal ROI of a proportional increase of every period's spend;
+    a panel's sums pool its geos (each O(1) in its own scale)."""
+    _, elastic = jax.jvp(lambda a: saturation.apply(a, **params), (adstocked,), (adstocked,))
+    mask = jnp.asarray(inputs.fit_mask, dtype=saturated.dtype)[:, None, None]
+    average = jnp.sum(saturated * mask, axis=(0, 1))
+    marginal = jnp.sum(elastic * mask, axis=(0, 1))
+    return jnp.log(jnp.maximum(average, 1e-12)) - jnp.log(jnp.maximum(marginal, 1e-12))
 
 
 def integrates_geo_roi(inputs: ModelInputs, geo_pooling: str) -> bool:
