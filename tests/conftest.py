@@ -113,3 +113,36 @@ def tiny_mmm() -> Any:
     )
     data = MMMData.from_frame(frame, date="date", kpi="revenue", channels=["tv", "search"])
     return MMM(chains=1, draws=30, warmup=30, progress=False, seed=1).fit(data)
+
+
+@pytest.fixture(scope="session")
+def tiny_geo_mmm() -> Any:
+    """A tiny NUTS fit (one chain, 30 draws) of a two-geo panel ("north" spends 30 % of the
+    national spend, "south" 70 %), fitted once per test session."""
+    from mixwise.mmm.data import MMMData
+    from mixwise.mmm.fit import MMM
+
+    rng = np.random.default_rng(6)
+    periods = 40
+    x = rng.gamma(2.0, 50.0, size=(periods, 2)) * np.array([1.0, 2.0])
+    y = 1000 + 300 * x[:, 0] / (x[:, 0] + 100) + 400 * x[:, 1] / (x[:, 1] + 200)
+    dates = pd.date_range("2023-01-02", periods=periods, freq="7D")
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "date": dates,
+                    "geo": geo,
+                    "revenue": share * y + rng.normal(0, 20 * share, periods),
+                    "tv": share * x[:, 0],
+                    "search": share * x[:, 1],
+                }
+            )
+            for geo, share in (("north", 0.3), ("south", 0.7))
+        ],
+        ignore_index=True,
+    )
+    data = MMMData.from_frame(
+        frame, date="date", kpi="revenue", channels=["tv", "search"], geo="geo"
+    )
+    return MMM(chains=1, draws=30, warmup=30, progress=False, seed=1).fit(data)

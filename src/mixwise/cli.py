@@ -763,6 +763,26 @@ def _print_mmm(summary: dict[str, Any]) -> None:
         )
     for name, syn in summary["synergy"].items():
         click.echo(f"synergy {name}: {syn['mean']:,.0f} [{syn['lower']:,.0f}, {syn['upper']:,.0f}]")
+    by_geo = summary.get("roi_by_geo") or {}  # a panel (runs stored before it have none)
+    if by_geo:
+        channels = list(summary["roi"])
+        click.echo("ROI by geo, mean [90 % interval] (geos by spend, largest first):")
+        click.echo(f"{'geo':<16}" + "".join(f"{c[:20]:>22}" for c in channels))
+
+        def spend(item: tuple[str, dict[str, Any]]) -> float:
+            return -sum(float(v.get("spend") or 0.0) for v in item[1].values())
+
+        for geo, row in sorted(by_geo.items(), key=spend):
+            cells = [row.get(c) for c in channels]
+            click.echo(
+                f"{geo[:15]:<16}"
+                + "".join(
+                    f"{'':>22}"
+                    if r is None
+                    else f"{r['mean']:>8.2f} [{r['lower']:.2f}, {r['upper']:.2f}]".rjust(22)
+                    for r in cells
+                )
+            )
     for note in summary.get("notes") or []:  # runs stored before notes have none
         click.echo(f"note: {note}")
 

@@ -391,3 +391,44 @@ def test_a_panel_samples_the_marginal_roi_and_keeps_the_roi_prior(geo_fit: MMM) 
     want = norm(np.log(inputs.roi_median), inputs.roi_sigma).logpdf(np.log(roi)).sum()
     got = float(tr["roi_prior"]["fn"].log_prob(tr["roi_prior"]["value"]))
     assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_roi_by_geo_is_each_geos_return_and_adds_up_to_the_national(
+    geo_fit: MMM, tiny_mmm: MMM
+) -> None:
+    """Each geo's ROI is its contribution over its spend: the mean of its drawn geo ROIs; the
+    geos' ROIs weighted by their spend give the national ROI; geos come largest first."""
+    frame = geo_fit.roi_by_geo_
+    assert list(frame.index.get_level_values("geo").unique()) == ["g2", "g1", "g0"]
+    s = geo_fit.samples_
+    for g, geo in enumerate(geo_fit.data_.geos):
+        for c, channel in enumerate(geo_fit.data_.channels):
+            row = frame.loc[(geo, channel)]
+            assert row["mean"] == pytest.approx(s["roi_geo"][:, g, c].mean(), rel=1e-4)
+            assert row["lower"] < row["mean"] < row["upper"]
+            assert row["spend"] == pytest.approx(geo_fit.data_.spend[:, g, c].sum(), rel=1e-9)
+    weighted = (frame["mean"] * frame["spend"]).groupby(level="channel").sum()
+    spend = frame["spend"].groupby(level="channel").sum()
+    national = geo_fit.roi_["mean"]
+    np.testing.assert_allclose((weighted / spend)[national.index], national, rtol=1e-5)
+    by_geo = geo_fit.summary()["roi_by_geo"]
+    assert list(by_geo) == ["g2", "g1", "g0"] and set(by_geo["g0"]) == {"a", "b"}
+    assert tiny_mmm.summary()["roi_by_geo"] == {}  # national: nothing by geo
+
+
+def test_mmm_show_prints_a_panels_roi_by_geo(workspace, tiny_geo_mmm: MMM) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from mixwise.cli import main
+    from mixwise.mmm.runs import save_run
+
+    save_run(workspace, tiny_geo_mmm)
+    env = {"MIXWISE_DATABASE_URL": workspace.state.url}
+    out = CliRunner().invoke(main, ["mmm", "show", "-w", str(workspace.path)], env=env)
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("ROI by geo"))
+    assert lines[head + 1].split() == ["geo", "tv", "search"]
+    assert [line.split()[0] for line in lines[head + 2 : head + 4]] == ["south", "north"]
+    mean = tiny_geo_mmm.roi_by_geo_.loc[("north", "tv"), "mean"]
+    assert f"{mean:.2f}" in lines[head + 3]

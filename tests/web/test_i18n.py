@@ -105,6 +105,32 @@ def test_every_msgid_is_translated_to_chinese() -> None:
     assert not bad, f"translations whose %(name)s placeholders differ: {bad}"
 
 
+def test_every_template_translation_survives_percent_formatting() -> None:
+    """Jinja's gettext %-formats every message of a template (with or without variables), so
+    a bare ``%`` in a translation ("90% 区间") breaks the page: write ``％`` or ``%%``.
+    (Messages used only in Python, such as chart labels, are not formatted.)"""
+    from collections import defaultdict
+
+    options = {"extensions": "jinja2.ext.i18n", "trimmed": "true"}
+    in_templates = {
+        msg if isinstance(msg, str) else msg[0]
+        for path in TEMPLATES
+        for _l, msg, _c, _ctx in extract_from_file(
+            "jinja2", str(path), keywords=KEYWORDS, options=options
+        )
+    }
+    broken = {}
+    for lang in LANGUAGES:
+        for msgid, text in catalog(lang).items():
+            if msgid not in in_templates:
+                continue
+            try:
+                (text or msgid) % defaultdict(str)
+            except (ValueError, TypeError) as exc:
+                broken[(lang, msgid)] = str(exc)
+    assert not broken, broken
+
+
 def test_catalogs_list_the_same_msgids_and_no_stale_ones() -> None:
     used = set(used_msgids())
     for lang in LANGUAGES:

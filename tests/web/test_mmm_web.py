@@ -239,3 +239,21 @@ def test_page_shows_a_run(
 def _no_leftover_jobs(app: FastAPI) -> Any:
     yield
     app.state.mmm_jobs.shutdown()
+
+
+def test_page_shows_a_panels_roi_by_geo(
+    as_role: SignedIn, workspace: Workspace, tiny_geo_mmm: MMM, tiny_mmm: MMM
+) -> None:
+    save_run(workspace, tiny_geo_mmm)
+    save_run(workspace, tiny_mmm)
+    viewer, token = as_role("viewer")
+    html = viewer.get("/mmm?run=1").text
+    assert 'id="mmm-geo-roi"' in html and "Return on investment by geo" in html
+    card = html.split('id="mmm-geo-roi"')[1].split("</section>")[0]
+    assert re.findall(r'<th scope="row">(\w+)</th>', card) == ["south", "north"]  # by spend
+    mean = tiny_geo_mmm.roi_by_geo_.loc[("north", "search"), "mean"]
+    north = card.split('<th scope="row">north</th>')[1].split("</tr>")[0]
+    assert f"{mean:.2f}" in north and north.count("<td") == 3  # spend, tv, search
+    assert 'id="mmm-geo-roi"' not in viewer.get("/mmm?run=2").text  # national: no card
+    viewer.post("/language", data={"lang": "zh_CN", "next": "/mmm", "csrf_token": token})
+    assert "各地区投资回报率" in viewer.get("/mmm?run=1").text

@@ -343,6 +343,7 @@ class MMM:
         self.roi_ = _interval_frame(total / np.maximum(spend, 1e-12)[None, :], data.channels)
         self.roi_.index.name = "channel"
         self.contribution_ = _interval_frame(total, data.channels)
+        self.roi_by_geo_ = self._roi_by_geo()
         self.marginal_roi_ = _interval_frame(self._marginal_roi(), data.channels)
         if len(inputs.synergy_pairs):
             syn = np.einsum(
@@ -354,6 +355,37 @@ class MMM:
             self.synergy_ = pd.DataFrame(columns=["mean", "median", "lower", "upper"])
         self.identification_ = self._identification()
         self.notes_ = _identification_notes(self.identification_)
+
+    def _roi_by_geo(self) -> pd.DataFrame:
+        """Each geo's ROI per channel (a panel; empty for national data): its contribution
+        over the fitted periods / its spend, with the 90 % interval, and the spend; rows
+        ``(geo, channel)``, geos by their total spend, largest first. With partial pooling a
+        geo's ROI is its own draw around the channel's; with complete pooling every geo has
+        the channel's ROI."""
+        data, inputs = self.data_, self.inputs_
+        if data.n_geos < 2:
+            return pd.DataFrame(
+                columns=["mean", "median", "lower", "upper", "spend"],
+                index=pd.MultiIndex.from_tuples([], names=["geo", "channel"]),
+            )
+        s = self.samples_
+        mask = np.asarray(inputs.fit_mask, dtype=np.float64)
+        sat = np.einsum("ntgc,t->ngc", np.asarray(s["saturated"], dtype=np.float64), mask)
+        beta = np.asarray(s["beta"], dtype=np.float64) * inputs.kpi_scale[None, :, None]
+        spend = np.asarray(inputs.spend_totals, dtype=np.float64)  # (G, C)
+        roi = sat * beta / np.maximum(spend, 1e-12)[None]  # (draws, G, C)
+        lower, upper = np.quantile(roi, _INTERVAL, axis=0)
+        order = np.argsort(-spend.sum(axis=1), kind="stable")
+        rows = [
+            (data.geos[g], data.channels[c], roi[:, g, c].mean(), np.median(roi[:, g, c]),
+             lower[g, c], upper[g, c], spend[g, c])
+            for g in order
+            for c in range(len(data.channels))
+        ]  # fmt: skip
+        frame = pd.DataFrame(
+            rows, columns=["geo", "channel", "mean", "median", "lower", "upper", "spend"]
+        )
+        return frame.set_index(["geo", "channel"])
 
     def _identification(self) -> pd.DataFrame:
         """Per channel, how much the data say about its ROI.
@@ -452,6 +484,11 @@ class MMM:
             "marginal_roi": _records(self.marginal_roi_),
             "contribution": _records(self.contribution_),
             "synergy": _records(self.synergy_),
+            # a panel: geo -> channel -> ROI with its interval and the geo's spend ({}: national)
+            "roi_by_geo": {
+                str(geo): _records(part.droplevel("geo"))
+                for geo, part in self.roi_by_geo_.groupby(level="geo", sort=False)
+            },
             "identification": {
                 str(ch): {
                     "prior_width_share": float(row["prior_width_share"]),

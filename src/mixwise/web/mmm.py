@@ -169,6 +169,27 @@ def estimate_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def geo_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A panel's ROI per geo: per geo (largest spend first) its spend and, per
+    channel in the ROI table's order, the ROI with its interval (None where the geo has no
+    entry). Empty for national runs and runs stored before per-geo ROIs."""
+    by_geo = summary.get("roi_by_geo") or {}
+    channels = list(summary.get("roi") or {})
+    rows = []
+    for geo, per_channel in by_geo.items():
+        spend = sum(finite(v.get("spend")) or 0.0 for v in per_channel.values())
+        rows.append(
+            {
+                "geo": geo,
+                "spend": spend,
+                "cells": [
+                    _interval(per_channel[c]) if c in per_channel else None for c in channels
+                ],
+            }
+        )
+    return sorted(rows, key=lambda r: -r["spend"])
+
+
 def synergy_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
         {"pair": name, **_interval(values)}
@@ -247,6 +268,7 @@ def page_context(
         ),
         "estimates": estimate_rows(summary),
         "synergies": synergy_rows(summary),
+        "geo_rois": geo_rows(summary),
     }
 
 
