@@ -44,6 +44,9 @@ SLSQP's iterations over the starts. A size whose first call exceeds ``--speed-li
 skips the warm calls and every larger size (more channels and at least as many periods, or
 more periods and at least as many channels); a process is stopped after 4 x the limit + 2
 minutes. Targets (the issue): 20 channels x 13 periods <= 2 s, 8 channels x 1 period <= 0.2 s.
+``--speed-rule RULE`` (repeatable, e.g. ``roi>=2``): every size keeps the rule, the budget
+spent up to (an ROI target may call for less), reported apart (no targets);
+``--speed-sizes 8x1,20x13``: only these sizes.
 
 Output: a Markdown report on stdout and ``<data-dir>/optimize-report.md`` (both parts; a run
 of one part keeps the other's last results), everything in ``<data-dir>/results-optimize.json``.
@@ -54,6 +57,7 @@ of one part keeps the other's last results), everything in ``<data-dir>/results-
     python benchmarks/optimize.py --flighted       # every channel in flights (ROI measurable)
     python benchmarks/optimize.py --speed          # Part B: optimizer speed, no peers
     python benchmarks/optimize.py --speed --speed-limit 60
+    python benchmarks/optimize.py --speed --speed-rule 'roi>=2' --speed-sizes 8x13,20x13
 """
 
 from __future__ import annotations
@@ -307,9 +311,13 @@ def step_speed(cfg: dict[str, Any]) -> dict[str, Any]:
     def save() -> None:
         Path(cfg["out"]).write_text(json.dumps(_jsonable(out)))
 
+    rules = list(cfg.get("rules") or [])
+    mode = "up_to" if rules else "exact"  # an ROI/CPA target may call for spending less
     t = time.perf_counter()
-    result = allocate(rm, budget, periods=periods)
+    result = allocate(rm, budget, rules, periods=periods, budget_mode=mode)
     timings["first"] = time.perf_counter() - t
+    out["rules"] = result.rules
+    out["kpi"] = result.kpi
     out["solver_first"] = result.solver
     out["spend"] = result.spend
     save()
@@ -317,7 +325,7 @@ def step_speed(cfg: dict[str, Any]) -> dict[str, Any]:
     if timings["first"] <= cfg["limit"]:
         for _ in range(cfg["warm"]):
             t = time.perf_counter()
-            result = allocate(rm, budget, periods=periods)
+            result = allocate(rm, budget, rules, periods=periods, budget_mode=mode)
             warm.append(time.perf_counter() - t)
             timings["warm"] = warm
             out["solver"] = result.solver
@@ -668,50 +676,52 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     kill_after = 4 * limit + 120
     rows: list[dict[str, Any]] = []
     over: list[tuple[int, int]] = []  # sizes whose first call exceeded the limit
-    for c in SPEED_CHANNELS:
-        for p in SPEED_PERIODS:
-            row: dict[str, Any] = {"channels": c, "periods": p}
-            rows.append(row)
-            blocker = next(((c0, p0) for c0, p0 in over if c0 <= c and p0 <= p), None)
-            if blocker is not None:
-                row["skipped"] = f"{blocker[0]} ch x {blocker[1]} periods exceeded {limit:.0f} s"
-                print(f"--- speed {c} ch x {p} periods: skipped ({row['skipped']})", flush=True)
-                continue
-            name = f"speed-{c}ch-{p}p"
-            out = work / f"{name}.json"
-            cfg: dict[str, Any] = {
-                "channels": c,
-                "periods": p,
-                "draws": SPEED_DRAWS,
-                "warm": SPEED_WARM,
-                "limit": limit,
-                "out": str(out.resolve()),
-            }
-            cfg_path = work / f"{name}-config.json"
-            cfg_path.write_text(json.dumps(cfg))
-            cmd = [sys.executable, __file__, "--step", "speed", "--config", str(cfg_path)]
-            print(f"--- speed {c} ch x {p} periods", flush=True)
-            row["load_before"] = os.getloadavg()[0]  # other work on the machine skews times
-            res = run_step(cmd, out, work / f"{name}.log", kill_after)
-            if "error" in res and out.exists():  # stopped during the warm calls
-                res.update(json.loads(out.read_text()))
-            row.update(res)
-            first = res.get("timings", {}).get("first")
-            if first is None or first > limit:
-                over.append((c, p))
-            warm = res.get("timings", {}).get("warm") or []
-            row["warm_median"] = statistics.median(warm) if warm else None
-            print(
-                f"    first {first} s, warm {warm}, process {res['process_wall']:.1f} s, "
-                f"peak {res['peak_mb']:.0f} MB {res.get('error', '')}",
-                flush=True,
-            )
+    sizes = args.speed_sizes or [(c, p) for c in SPEED_CHANNELS for p in SPEED_PERIODS]
+    for c, p in sizes:
+        row: dict[str, Any] = {"channels": c, "periods": p}
+        rows.append(row)
+        blocker = next(((c0, p0) for c0, p0 in over if c0 <= c and p0 <= p), None)
+        if blocker is not None:
+            row["skipped"] = f"{blocker[0]} ch x {blocker[1]} periods exceeded {limit:.0f} s"
+            print(f"--- speed {c} ch x {p} periods: skipped ({row['skipped']})", flush=True)
+            continue
+        name = f"speed-{c}ch-{p}p"
+        out = work / f"{name}.json"
+        cfg: dict[str, Any] = {
+            "channels": c,
+            "periods": p,
+            "draws": SPEED_DRAWS,
+            "warm": SPEED_WARM,
+            "limit": limit,
+            "rules": list(args.speed_rule or []),
+            "out": str(out.resolve()),
+        }
+        cfg_path = work / f"{name}-config.json"
+        cfg_path.write_text(json.dumps(cfg))
+        cmd = [sys.executable, __file__, "--step", "speed", "--config", str(cfg_path)]
+        print(f"--- speed {c} ch x {p} periods", flush=True)
+        row["load_before"] = os.getloadavg()[0]  # other work on the machine skews times
+        res = run_step(cmd, out, work / f"{name}.log", kill_after)
+        if "error" in res and out.exists():  # stopped during the warm calls
+            res.update(json.loads(out.read_text()))
+        row.update(res)
+        first = res.get("timings", {}).get("first")
+        if first is None or first > limit:
+            over.append((c, p))
+        warm = res.get("timings", {}).get("warm") or []
+        row["warm_median"] = statistics.median(warm) if warm else None
+        print(
+            f"    first {first} s, warm {warm}, process {res['process_wall']:.1f} s, "
+            f"peak {res['peak_mb']:.0f} MB {res.get('error', '')}",
+            flush=True,
+        )
     return {
         "date": dt.date.today().isoformat(),
         "draws": SPEED_DRAWS,
         "warm_calls": SPEED_WARM,
         "limit_s": limit,
         "kill_after_s": kill_after,
+        "rules": list(args.speed_rule or []),
         "targets": {f"{c}x{p}": v for (c, p), v in TARGETS.items()},
         "rows": rows,
         "load_average": os.getloadavg(),
@@ -719,9 +729,11 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report_speed(part: dict[str, Any]) -> list[str]:
+    rules = part.get("rules") or []
     lines = [
         f"## Budget optimizer, speed: `allocate` on synthetic Hill curves "
-        f"({part['draws']} draws), run {part['date']}",
+        f"({part['draws']} draws{', rules ' + ', '.join(rules) if rules else ''}), "
+        f"run {part['date']}",
         "",
         f"{part.get('cpus', os.cpu_count())} CPUs, load average at the end "
         f"{', '.join(f'{x:.1f}' for x in part['load_average'])}; "
@@ -734,7 +746,7 @@ def report_speed(part: dict[str, Any]) -> list[str]:
     ]
     for row in part["rows"]:
         c, p = row["channels"], row["periods"]
-        target = part["targets"].get(f"{c}x{p}")
+        target = None if rules else part["targets"].get(f"{c}x{p}")  # targets: no rules
         tcell = "" if target is None else f"<= {target:g}"
         if "skipped" in row:
             tcell += " (not measured)" if tcell else ""
@@ -764,9 +776,28 @@ def report_speed(part: dict[str, Any]) -> list[str]:
             f"| {c} | {p} | {first:.3f} | {wcell} | {how} | {solver.get('iterations')} "
             f"({solver.get('starts')}) | {tcell} | {row['peak_mb']:.0f} | {load} |"
         )
+    if rules:
+        lines.append("")
+        lines.append(
+            f"- rules {', '.join(rules)}, the budget spent up to (not exactly); the plan's "
+            "predicted KPI and each rule's value at the last call:"
+        )
+        for row in part["rows"]:
+            kpi, checks = row.get("kpi"), row.get("rules") or []
+            if kpi is None:
+                continue
+            values = "; ".join(
+                f"{r['rule']}: {'ok' if r['ok'] else 'BROKEN'}"
+                + (f" ({r['value']:.4g})" if isinstance(r.get("value"), float) else "")
+                for r in checks
+            )
+            lines.append(
+                f"  - {row['channels']} x {row['periods']}: KPI {kpi['mean']:,.0f}; {values}"
+            )
     lines += [
         "",
-        "- budget: the curves' current weekly spend x periods; no constraints; each size in a "
+        f"- budget: the curves' current weekly spend x periods; "
+        f"{'the rules above' if rules else 'no constraints'}; each size in a "
         "fresh process (the first call compiles); iterations summed over the starts; load "
         f"before: the 1-minute load average when the size started ({part.get('cpus')} CPUs: "
         "above that, other work competed for the cores)",
@@ -787,13 +818,25 @@ def write_outputs(data_dir: Path, parts: dict[str, Any]) -> str:
             lines += ([""] if lines else []) + report_decision(
                 {"cpus": stored["cpus"], **stored[key]}
             )
-    if "speed" in stored:
-        lines += ([""] if lines else []) + report_speed({"cpus": stored["cpus"], **stored["speed"]})
+    for key in ("speed", "speed_rules"):
+        if key in stored:
+            lines += ([""] if lines else []) + report_speed({"cpus": stored["cpus"], **stored[key]})
     text = "\n".join(lines)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / REPORT).write_text(text + "\n")
     path.write_text(json.dumps(_jsonable(stored), indent=1, default=str))
     return text
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    """``8x1,20x13`` -> [(8, 1), (20, 13)]."""
+    try:
+        out = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
+    except ValueError:
+        out = []
+    if not out or any(len(t) != 2 or min(t) < 1 for t in out):
+        raise argparse.ArgumentTypeError(f"sizes look like 8x1,20x13; got {text!r}")
+    return [(t[0], t[1]) for t in out]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -830,6 +873,18 @@ def main(argv: list[str] | None = None) -> int:
         default=120.0,
         help="seconds per call; a size whose first call exceeds it skips the larger sizes",
     )
+    ap.add_argument(
+        "--speed-rule",
+        action="append",
+        metavar="RULE",
+        help="with --speed: a rule every size keeps (repeatable; e.g. roi>=2), the budget "
+        "spent up to; reported apart from the runs without rules",
+    )
+    ap.add_argument(
+        "--speed-sizes",
+        type=_sizes,
+        help="with --speed: channels x periods to run, e.g. 8x1,20x13 (default all nine)",
+    )
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -841,7 +896,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.chains, args.draws, args.warmup = 2, 200, 200
     if args.speed:
-        parts = {"speed": run_speed(args)}
+        parts = {"speed_rules" if args.speed_rule else "speed": run_speed(args)}
     else:
         parts = {"decision_flighted" if args.flighted else "decision": run_decision(args)}
     text = write_outputs(args.data_dir, parts)

@@ -161,6 +161,32 @@ def test_roi_and_cpa_rules_hold_with_an_up_to_budget() -> None:
     assert row["spend"] == 0 or row["contribution"] / row["spend"] >= 4 * (1 - 1e-4)
     with pytest.raises(InfeasibleError, match="no plan keeps roi>=50"):
         allocate(rm, 200.0, ["roi>=50"])
+    # Up to a budget, spending nothing keeps any ROI target: the plan is no spend at all
+    # (not a few cents of solver dust reported as breaking the rule), and says why.
+    none = allocate(rm, 200.0, ["roi>=50"], budget_mode="up_to")
+    assert none.spend == 0 and not none.plan.to_numpy().any()
+    assert all(r["ok"] for r in none.rules), none.rules
+    assert none.reasons[0].startswith("no plan that spends keeps roi>=50")
+
+
+def test_a_plan_that_cannot_keep_an_roi_target_spends_nothing_not_dust() -> None:
+    """Eight noisy S-shaped and concave curves (200 draws) whose best ROI stays under 2: up to
+    the budget, the only plan that keeps ``roi>=2`` spends nothing. SLSQP stops a few cents
+    from zero there (within the rule's tolerance, relative to the budget); those cents are
+    solver dust, not a plan that breaks the rule."""
+    rng = np.random.default_rng(11)
+    c, draws = 8, 200
+    current = rng.uniform(10_000.0, 100_000.0, c)
+    rm = HillResponse(
+        channels=tuple(f"ch{i}" for i in range(c)),
+        half=current * rng.uniform(0.5, 2.0, c) * rng.lognormal(0.0, 0.3, (draws, c)),
+        slope=rng.uniform(0.8, 2.5, c) * rng.lognormal(0.0, 0.1, (draws, c)),
+        max_effect=current * rng.uniform(1.5, 4.0, c) * rng.lognormal(0.0, 0.2, (draws, c)),
+        current=current,
+    )
+    got = allocate(rm, float(current.sum()), ["roi>=2"], budget_mode="up_to")
+    assert got.spend == 0 and all(r["ok"] for r in got.rules), (got.spend, got.rules)
+    assert got.reasons[0].startswith("no plan that spends keeps roi>=2")
 
 
 def test_min_spend_reaches_the_target_with_less_than_the_optimum_of_a_larger_budget() -> None:
@@ -337,6 +363,29 @@ def test_a_large_plan_keeps_its_rules() -> None:
     assert all(r["ok"] for r in got.rules)
     assert plan.sum(axis=1).max() <= 150.0 * (1 + 1e-6)
     assert plan[:, 4].sum() <= 5 * (1 + 1e-6)
+
+
+def test_a_large_plan_keeps_an_roi_rule_at_the_closed_form_optimum() -> None:
+    """13 weeks × 5 channels with ``roi>=4`` and up to 100 a week: the augmented Lagrangian
+    takes the ROI rule as a nonlinear row. On concave curves without carry-over the best
+    such plan spends, every week, the largest amount S whose water-filling split still
+    returns 4 (the split's ROI falls as S grows): bisection on S, independently."""
+    rm = concave()
+    e, h = np.asarray(rm.max_effect)[0], np.asarray(rm.half)[0]
+    lo, hi = 1.0, 100.0  # ROI of the best split: 4.6 at 25 a week, 3.2 at 100
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if value(rm, water_filling(e, h, mid)) >= 4 * mid else (lo, mid)
+    weekly = water_filling(e, h, lo)
+    got = allocate(rm, 13 * 100.0, ["roi>=4"], periods=13, budget_mode="up_to")
+    assert got.solver["method"].startswith("augmented Lagrangian")
+    assert all(r["ok"] for r in got.rules), got.rules
+    plan = got.plan.to_numpy()
+    total = sum(value(rm, row) for row in plan)
+    assert total >= 4 * plan.sum() * (1 - 1e-5)  # the rule, in float64
+    assert total == pytest.approx(13 * value(rm, weekly), rel=1e-4)
+    assert plan.sum() == pytest.approx(13 * lo, rel=1e-4)
+    np.testing.assert_allclose(plan.sum(axis=0) / 13, weekly, atol=1e-2 * lo)
 
 
 def test_starts_explored_on_fewer_draws_find_the_plan_of_all_draws() -> None:

@@ -83,6 +83,41 @@ def test_inequality_rows_and_bounds_hold_and_match_slsqp() -> None:
     assert got.loss == pytest.approx(ref.fun, rel=1e-7)
 
 
+def test_a_nonlinear_return_rule_binds_at_the_closed_form_optimum() -> None:
+    """Up to 1 to spend, and the return ``sum a y / (y + h)`` per unit spent at least 1.5x
+    what the best plan without the rule returns (an ROI rule, nonlinear): it binds, and the
+    Lagrangian finds the closed-form optimum."""
+    n = 40
+    rng = np.random.default_rng(2)
+    a, h = rng.uniform(1, 3, n), rng.uniform(0.2, 2, n) / n
+    loss = separable(a, h)
+    A, lo, hi = np.ones((1, n)), np.array([-np.inf]), np.array([1.0])
+    free = lagrangian.solve(loss, A, lo, hi, np.full(n, 1 / n), np.zeros(n), np.full(n, np.inf))
+    assert free.y.sum() == pytest.approx(1.0, abs=1e-6)  # spends it all
+    level = 1.5 * -free.loss / free.y.sum()
+
+    def roi_rule(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        value, grad = loss(y)
+        return np.array([-value - level * y.sum()]), (-grad - level)[None, :]
+
+    got = lagrangian.solve(
+        loss, A, lo, hi, np.full(n, 1 / n), np.zeros(n), np.full(n, np.inf),
+        ftol=1e-12, tol=1e-10, nonlinear=roi_rule,
+    )  # fmt: skip
+    # Independently: the best plan spending S is the water-filling split, whose return per
+    # unit falls as S grows, so the optimum spends the largest S that still returns `level`.
+    lo_s, hi_s = 1e-6, 1.0
+    for _ in range(200):
+        mid = 0.5 * (lo_s + hi_s)
+        ok = -loss(water_filling(a, h, mid))[0] >= level * mid
+        lo_s, hi_s = (mid, hi_s) if ok else (lo_s, mid)
+    best = water_filling(a, h, lo_s)
+    assert got.violation <= 1e-10 and got.y.min() >= 0 and got.y.sum() <= 1 + 1e-10
+    assert roi_rule(got.y)[0][0] == pytest.approx(0.0, abs=1e-7)  # binds
+    assert got.y.sum() == pytest.approx(lo_s, rel=1e-6)
+    assert got.loss == pytest.approx(loss(best)[0], rel=1e-7)
+
+
 def test_a_plan_a_little_outside_its_rows_is_moved_the_least_to_keep_them() -> None:
     """Where float32 noise stops the Lagrangian just outside a row, the nearest plan that
     keeps every row (least total change) replaces it."""

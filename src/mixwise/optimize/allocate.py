@@ -21,9 +21,10 @@ have exact gradients; SLSQP (scipy) solves the problem with the linear rules (bu
 group shares, period caps) as constraints. Saturation curves are S-shaped and the problem is
 not concave, so it runs from several starts (the reference plan scaled to the budget, an
 equal split, a feasible point of the linear rules, and random splits) and keeps the best plan
-that keeps every rule. Plans of LARGE_PLAN amounts or more use the augmented Lagrangian of
-:mod:`mixwise.optimize.lagrangian` instead of SLSQP; a model with many draws explores its
-starts on EXPLORE_DRAWS of them and polishes the best on all. Linear rules that cannot hold
+that keeps every rule. Plans of LARGE_PLAN amounts or more, and the pass with ROI/CPA rules
+(its nonlinear rows), use the augmented Lagrangian of :mod:`mixwise.optimize.lagrangian`;
+a model with many draws explores its starts on EXPLORE_DRAWS of them and polishes the best
+on all. Linear rules that cannot hold
 together are reported by name (:func:`~mixwise.optimize.constraints.explain_infeasible`)
 before any optimisation.
 """
@@ -286,6 +287,31 @@ def _metrics_fn(
     return jnp.stack(out) if out else jnp.zeros(0)
 
 
+def _loss_metrics_fn(
+    rm: Any,
+    gap: int,
+    kind: str,
+    risk: str,
+    rows: MetricRows,
+    data: tuple[Any, ...],
+    scale: Any,
+    norm: Any,
+    margin: Any,
+    y: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """The loss, its gradient, the ROI/CPA rules and their Jacobian at ``y``, in one call."""
+    import jax
+
+    value, grad = jax.value_and_grad(_objective_fn, argnums=8)(
+        rm, gap, kind, risk, data, scale, norm, margin, y
+    )
+    rules, jac = (
+        _metrics_fn(rm, gap, risk, rows, data, scale, y),
+        jax.jacrev(_metrics_fn, argnums=6)(rm, gap, risk, rows, data, scale, y),
+    )
+    return value, grad, rules, jac
+
+
 def _compiled() -> dict[str, Any]:
     import jax
 
@@ -297,9 +323,7 @@ def _compiled() -> dict[str, Any]:
         )
         obj_static = ("rm", "gap", "kind", "risk")
         _CACHE["loss"] = _jit(jax.value_and_grad(_objective_fn, argnums=8), obj_static)
-        m_static = ("rm", "gap", "risk", "rows")
-        _CACHE["metrics"] = _jit(_metrics_fn, m_static)
-        _CACHE["metrics_jac"] = _jit(jax.jacrev(_metrics_fn, argnums=6), m_static)
+        _CACHE["loss_metrics"] = _jit(_loss_metrics_fn, ("rm", "gap", "kind", "risk", "rows"))
     return _CACHE
 
 
@@ -445,8 +469,18 @@ def allocate(
         )
     else:
         solved = _solve(problem, lin, rules, obj, channels, groups, scale, ref_plan, starts, seed)
-    x = np.where(solved["x"] > 1e-9 * scale, solved["x"], 0.0)  # solver dust is no spend
+    # Solver dust is no spend: amounts under the rules' tolerance (a plan of a few cents
+    # keeps an ROI rule within it whatever its ROI, and would be reported as breaking it).
+    x = np.where(solved["x"] > _TOL * scale, solved["x"], 0.0)
     result = _describe(problem, x, ref_plan, rules, lin, obj, channels, groups, kpi_type)
+    metric = [str(r) for r in rules if r.kind in ("roi", "cpa")]
+    if metric and not x.sum() > 0:
+        result.reasons.insert(
+            0,
+            f"no plan that spends keeps {' and '.join(metric)}: the response model's returns "
+            "stay below the target at every spend the rules allow, so the plan spends "
+            "nothing; lower the target to spend",
+        )
     result.solver.update(
         {k: v for k, v in solved.items() if k != "x"}, seconds=time.perf_counter() - t0
     )
@@ -586,6 +620,7 @@ def _solve(
     starts = _starts(lin, x_ref, scale, n_starts, seed)
     first = _run(problem, lin, obj, (), scale, x_ref, starts)
     stats = {k: v for k, v in first.items() if k != "y"}
+    with_rules = False  # whether the plan came from the solve with the ROI/CPA rules
     if not rows or first["y"] is None:
         best = first["y"]
     else:
@@ -596,7 +631,7 @@ def _solve(
         else:
             extra = [y1 * t for t in (0.75, 0.5, 0.25)]
             second = _run(problem, lin, obj, rows, scale, x_ref, [y1, *extra, *starts])
-            best = second["y"]
+            best, with_rules = second["y"], True
             stats["starts"] += second["starts"]
             stats["feasible_starts"] = second["feasible_starts"]
             stats["iterations"] += second["iterations"]
@@ -605,15 +640,18 @@ def _solve(
     return {
         "x": best.reshape(x_ref.shape) * scale,
         **stats,
-        "method": _method(problem, x_ref.size, bool(rows)),
+        "method": _method(problem, x_ref.size, with_rules),
         "explore_draws": problem.explore.rm.n_draws if problem.explore is not None else None,
     }
 
 
 def _method(problem: _Problem, n: int, metric_rules: bool) -> str:
     """The solver in words, for the result's ``solver`` block."""
-    large = n >= LARGE_PLAN and not metric_rules
-    how = "augmented Lagrangian with L-BFGS-B (a large plan)" if large else "SLSQP"
+    if n >= LARGE_PLAN or metric_rules:
+        why = "a large plan" if n >= LARGE_PLAN else "ROI/CPA rules"
+        how = f"augmented Lagrangian with L-BFGS-B ({why})"
+    else:
+        how = "SLSQP"
     explore = (
         f", starts explored on {problem.explore.rm.n_draws} of the draws"
         if problem.explore is not None
@@ -738,24 +776,44 @@ class _Loss:
                 break
 
         def loss(y: FloatArray) -> tuple[float, FloatArray]:
+            if k:
+                v, g, _, _ = both(y)
+                return v, g
             v, g = fns["loss"](rm, gap, kind, risk, data, scale, norm, margin, _to_jnp(y))
             return float(v), np.asarray(g, dtype=np.float64)
 
         def metric_f(y: Any) -> FloatArray:
-            out = fns["metrics"](rm, gap, risk, rows, data, scale, _to_jnp(y))
-            return np.asarray(out, dtype=np.float64)
+            return both(y)[2]
 
         def metric_j(y: Any) -> FloatArray:
-            out = fns["metrics_jac"](rm, gap, risk, rows, data, scale, _to_jnp(y))
-            return np.asarray(out, dtype=np.float64).reshape(-1, n)
+            return both(y)[3]
 
-        self.loss, self.metric_f = loss, metric_f
+        # With ROI/CPA rules the solvers ask for the loss and the rules at the same plan: one
+        # compiled call gives all four (the model's forward pass shared), kept for that plan.
+        seen: bytes | None = None
+        kept: tuple[float, FloatArray, FloatArray, FloatArray] | None = None
+
+        def both(y: Any) -> tuple[float, FloatArray, FloatArray, FloatArray]:
+            nonlocal seen, kept
+            y32 = _to_jnp(y)
+            if kept is None or y32.tobytes() != seen:
+                v, g, f, j = fns["loss_metrics"](
+                    rm, gap, kind, risk, rows, data, scale, norm, margin, y32
+                )
+                seen = y32.tobytes()
+                kept = (
+                    float(v),
+                    np.asarray(g, dtype=np.float64),
+                    np.asarray(f, dtype=np.float64),
+                    np.asarray(j, dtype=np.float64).reshape(-1, n),
+                )
+            return kept
+
+        self.loss, self.metric_f, self.metric_j = loss, metric_f, metric_j
         self.lin, self.lo, self.hi = lin, lin.lo / scale, lin.hi / scale
-        # ROI/CPA rules are nonlinear, and SLSQP stalls ("inequality constraints
-        # incompatible") when it starts where they fail. So they are elastic: each gets a
-        # slack s >= 0 (g(y) + s >= 0) that costs PENALTY per unit in the loss; a start is
-        # always feasible, and the slack is zero at the end whenever the rule can hold (an
-        # exact penalty: PENALTY exceeds the rules' multipliers on the loss's O(1) scale).
+        # SLSQP's constraints: the linear rules. ROI/CPA rules go to the augmented Lagrangian
+        # (see solve); a plan is still measured with a slack s >= 0 per such rule (g(y) + s
+        # >= 0, costing PENALTY per unit in ``fun``), so plans that break a rule rank last.
         A = np.hstack([lin.A, np.zeros((len(lin.labels), k))])
         lo, hi = self.lo, self.hi
         eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
@@ -769,14 +827,6 @@ class _Loss:
             A_in = np.array([r[0] for r in ineq])
             b_in = np.array([r[1] for r in ineq])
             cons.append({"type": "ineq", "fun": lambda z: A_in @ z - b_in, "jac": lambda z: A_in})
-        if k:
-            cons.append(
-                {
-                    "type": "ineq",
-                    "fun": lambda z: metric_f(z[:n]) + z[n:],
-                    "jac": lambda z: np.hstack([metric_j(z[:n]), np.eye(k)]),
-                }
-            )
         self.cons = cons
 
     def fun(self, z: FloatArray) -> tuple[float, FloatArray]:
@@ -799,11 +849,12 @@ class _Loss:
     def solve(
         self, z: FloatArray, runs: int, coarse: bool = False, warm: bool = False
     ) -> tuple[FloatArray, float, int]:
-        """From ``z``: the augmented Lagrangian for large plans without ROI/CPA rules, else
-        up to ``runs`` SLSQP runs. Returns the point, its loss and the iterations.
+        """From ``z``: the augmented Lagrangian for large plans and for any plan with ROI/CPA
+        rules (its nonlinear rows, no slacks), else up to ``runs`` SLSQP runs. Returns the
+        point (with the slacks its ROI/CPA rules need), its loss and the iterations.
         ``coarse``: to 1e-5 (the Lagrangian; enough to rank the starts before a polish);
         ``warm``: ``z`` is a solution of a nearby problem (the same on fewer draws)."""
-        if self.n >= LARGE_PLAN and not self.k:
+        if self.n >= LARGE_PLAN or self.k:
             from mixwise.optimize import lagrangian
 
             out = lagrangian.solve(
@@ -811,16 +862,23 @@ class _Loss:
                 self.lin.A,
                 self.lo,
                 self.hi,
-                z,
+                z[: self.n],
                 np.zeros(self.n),
                 np.full(self.n, np.inf),
+                nonlinear=self.metric_rows if self.k else None,
                 **({"ftol": 1e-5, "tol": 1e-6} if coarse else {"warm": warm}),
             )
-            return out.y, out.loss, out.iterations
+            point = self.start(out.y)
+            return point, self.fun(point)[0], out.iterations
         return self.slsqp(z, runs)
 
+    def metric_rows(self, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The ROI/CPA rules as ``g(y) >= 0`` with their Jacobian (the Lagrangian's rows)."""
+        return self.metric_f(y), self.metric_j(y)
+
     def slsqp(self, z: FloatArray, runs: int) -> tuple[FloatArray, float, int]:
-        """Up to ``runs`` SLSQP runs, each from where the one before stopped, while that
+        """(Plans without ROI/CPA rules.) Up to ``runs`` SLSQP runs, each from where the one
+        before stopped, while that
         still lowers the loss: SLSQP stops when one step changes the loss by less than FTOL,
         which a poor quasi-Newton model (a curve with a kink near zero spend) causes long
         before the optimum; a restart gives it a fresh model."""

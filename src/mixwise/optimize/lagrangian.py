@@ -1,4 +1,5 @@
-"""An augmented-Lagrangian solver for large plans: smooth loss, bounds, a few linear rows.
+"""An augmented-Lagrangian solver for large plans: smooth loss, bounds, a few linear rows
+and a few smooth nonlinear inequalities (ROI and CPA rules).
 
 SLSQP (the allocator's solver for small plans) solves a dense least-squares subproblem over
 all variables and their bounds at every step, and needs about as many steps as there are
@@ -20,6 +21,8 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 LossGrad = Callable[[FloatArray], tuple[float, FloatArray]]
+# Nonlinear rows g(y) >= 0: their values (k,) and Jacobian (k, n)
+RowsJac = Callable[[FloatArray], tuple[FloatArray, FloatArray]]
 
 
 @dataclass
@@ -44,15 +47,20 @@ def solve(
     ftol: float = 1e-7,
     max_outer: int = 20,
     warm: bool = False,
+    nonlinear: RowsJac | None = None,
 ) -> Solution:
     """Minimise ``loss`` (value and gradient) over ``lower <= y <= upper`` and
     ``lo <= A y <= hi`` (equal ``lo`` and ``hi``: an equation; infinite: no side), from
     ``y0``. ``tol``: the rows' violation to reach; ``ftol``: the inner solves' final
     relative tolerance (the loss is float32: 1e-7 is its noise). ``warm``: ``y0`` is near a
-    solution already (a polish), so the first inner solve is already at ``ftol``."""
+    solution already (a polish), so the first inner solve is already at ``ftol``.
+    ``nonlinear``: rows ``g(y) >= 0`` (an ROI or CPA rule), their values and Jacobian; they
+    join the Lagrangian as inequalities (Rockafellar's form), their multipliers start at
+    zero."""
     from scipy.optimize import minimize
 
     m = A.shape[0]
+    k = 0 if nonlinear is None else int(np.asarray(nonlinear(np.asarray(y0))[0]).size)
     eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
     has_lo = np.isfinite(lo) & ~eq
     has_hi = np.isfinite(hi) & ~eq
@@ -77,7 +85,14 @@ def solve(
         lam[eq] = np.linalg.lstsq(A[eq].T, -g0, rcond=None)[0]
     mu_lo = np.zeros(m)
     mu_hi = np.zeros(m)
+    nu = np.zeros(k)  # the nonlinear rows' multipliers
     rho = 10.0 * max(1.0, float(np.abs(g0).max()))
+
+    def curved(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        if nonlinear is None:
+            return np.zeros(0), np.zeros((0, z.size))
+        g, jac = nonlinear(z)
+        return np.asarray(g, dtype=np.float64), np.asarray(jac, dtype=np.float64)
 
     def rows(r: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Each row's equation residual and its two inequality residuals (<= 0 wanted)."""
@@ -89,10 +104,15 @@ def solve(
 
     def violation(z: FloatArray) -> float:
         ce, cl, ch = rows(A @ z)
-        return float(np.max(np.r_[np.abs(ce), cl, ch, 0.0]))
+        return float(np.max(np.r_[np.abs(ce), cl, ch, -curved(z)[0], 0.0]))
 
     def lagrangian(
-        z: FloatArray, lam: FloatArray, mu_lo: FloatArray, mu_hi: FloatArray, rho: float
+        z: FloatArray,
+        lam: FloatArray,
+        mu_lo: FloatArray,
+        mu_hi: FloatArray,
+        nu: FloatArray,
+        rho: float,
     ) -> tuple[float, FloatArray]:
         f, g = counted(z)
         ce, cl, ch = rows(A @ z)
@@ -104,7 +124,13 @@ def solve(
             + 0.5 * rho * ce @ ce
             + ((pl**2 - mu_lo**2).sum() + (ph**2 - mu_hi**2).sum()) / (2.0 * rho)
         )
-        return value, g + A.T @ (lam * eq + rho * ce - pl + ph)
+        grad = g + A.T @ (lam * eq + rho * ce - pl + ph)
+        if k:
+            gn, jac = curved(z)
+            pn = np.maximum(0.0, nu - rho * gn)  # g >= 0 as -g <= 0
+            value += float((pn**2 - nu**2).sum()) / (2.0 * rho)
+            grad = grad - jac.T @ pn
+        return value, grad
 
     iterations = 0
     last = violation(y)
@@ -113,7 +139,7 @@ def solve(
         res = minimize(
             lagrangian,
             y,
-            args=(lam, mu_lo, mu_hi, rho),
+            args=(lam, mu_lo, mu_hi, nu, rho),
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
@@ -125,6 +151,8 @@ def solve(
         lam = lam + rho * ce
         mu_lo = np.maximum(0.0, mu_lo + rho * cl)
         mu_hi = np.maximum(0.0, mu_hi + rho * ch)
+        if k:
+            nu = np.maximum(0.0, nu - rho * curved(y)[0])
         now = violation(y)
         if now <= tol and inner <= ftol:
             break
@@ -135,7 +163,9 @@ def solve(
         last = now
         inner = max(inner * 0.1, ftol)
     now = violation(y)
-    if now > tol:
+    if now > tol and (not k or float(np.max(np.r_[-curved(y)[0], 0.0])) <= tol):
+        # only the linear rows are off: the least change that keeps them (the nonlinear
+        # rows, which held, may move by a little; the caller checks every rule)
         y = _nearest_feasible(y, A, lo, hi, lower, upper)
         now = violation(y)
     f, _ = counted(y)
