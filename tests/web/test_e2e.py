@@ -193,18 +193,25 @@ def test_browser_attribution_page(server: str, workspace: Workspace, tmp_path: P
     assert not problems, problems
 
 
+FIT_GATE = threading.Event()  # the stand-in fit finishes once the test has seen its progress
+
+
 @pytest.fixture
 def mmm_server(mmm_workspace: Workspace, tiny_mmm: MMM) -> Iterator[str]:
-    """A workspace with weekly media and one stored run; fits take a second (a stand-in
-    fitter reports progress and returns ``tiny_mmm``)."""
+    """A workspace with weekly media and one stored run; a stand-in fitter reports progress,
+    waits for ``FIT_GATE`` (set by the test once the page shows the job's progress: without
+    the wait a slow browser could miss it) and returns ``tiny_mmm``."""
     with mmm_workspace.state.session() as s:
         create_user(s, "admin", PASSWORDS["admin"], "admin")
     save_run(mmm_workspace, tiny_mmm)
+    FIT_GATE.clear()
 
     def fitter(ws: Workspace, settings: dict[str, Any], on_progress: Any) -> MMM:
-        for step in range(1, 5):
+        on_progress("sampling", 0.25)
+        FIT_GATE.wait(30)
+        for step in range(2, 5):
             on_progress("sampling", step / 4)
-            time.sleep(0.3)
+            time.sleep(0.1)
         return tiny_mmm
 
     app = create_app(mmm_workspace)
@@ -241,6 +248,7 @@ def test_browser_mmm_page_charts_and_a_fit(mmm_server: str, tmp_path: Path) -> N
             page.select_option("select[name=method]", "map")
             page.click(".fit-form button.primary")
             expect(page.locator(".mmm-job progress")).to_be_visible()
+            FIT_GATE.set()
             page.wait_for_url("**/mmm?run=2", timeout=20_000)
             page.wait_for_selector("#chart-mmm-roi.js-plotly-plot svg.main-svg")
             expect(page.locator("select[name=run] option[selected]")).to_have_attribute(
