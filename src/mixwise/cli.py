@@ -768,11 +768,7 @@ def _print_mmm(summary: dict[str, Any]) -> None:
         channels = list(summary["roi"])
         click.echo("ROI by geo, mean [90 % interval] (geos by spend, largest first):")
         click.echo(f"{'geo':<16}" + "".join(f"{c[:20]:>22}" for c in channels))
-
-        def spend(item: tuple[str, dict[str, Any]]) -> float:
-            return -sum(float(v.get("spend") or 0.0) for v in item[1].values())
-
-        for geo, row in sorted(by_geo.items(), key=spend):
+        for geo, row in by_geo.items():  # in the fit's order: largest spend first
             cells = [row.get(c) for c in channels]
             click.echo(
                 f"{geo[:15]:<16}"

@@ -305,10 +305,12 @@ def _loss_metrics_fn(
     value, grad = jax.value_and_grad(_objective_fn, argnums=8)(
         rm, gap, kind, risk, data, scale, norm, margin, y
     )
-    rules, jac = (
-        _metrics_fn(rm, gap, risk, rows, data, scale, y),
-        jax.jacrev(_metrics_fn, argnums=6)(rm, gap, risk, rows, data, scale, y),
-    )
+
+    def metrics(z: Any) -> tuple[Any, Any]:
+        out = _metrics_fn(rm, gap, risk, rows, data, scale, z)
+        return out, out
+
+    jac, rules = jax.jacrev(metrics, has_aux=True)(y)  # the rules evaluated once
     return value, grad, rules, jac
 
 
@@ -811,10 +813,11 @@ class _Loss:
 
         self.loss, self.metric_f, self.metric_j = loss, metric_f, metric_j
         self.lin, self.lo, self.hi = lin, lin.lo / scale, lin.hi / scale
-        # SLSQP's constraints: the linear rules. ROI/CPA rules go to the augmented Lagrangian
-        # (see solve); a plan is still measured with a slack s >= 0 per such rule (g(y) + s
-        # >= 0, costing PENALTY per unit in ``fun``), so plans that break a rule rank last.
-        A = np.hstack([lin.A, np.zeros((len(lin.labels), k))])
+        # SLSQP's constraints: the linear rules (SLSQP serves plans without ROI/CPA rules;
+        # those go to the augmented Lagrangian, see solve). A plan is still measured with a
+        # slack s >= 0 per such rule (g(y) + s >= 0, costing PENALTY per unit in ``fun``), so
+        # plans that break a rule rank last.
+        A = lin.A
         lo, hi = self.lo, self.hi
         eq = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
         ineq = [(A[i], lo[i]) for i in np.flatnonzero(~eq) if np.isfinite(lo[i])]
@@ -878,10 +881,9 @@ class _Loss:
 
     def slsqp(self, z: FloatArray, runs: int) -> tuple[FloatArray, float, int]:
         """(Plans without ROI/CPA rules.) Up to ``runs`` SLSQP runs, each from where the one
-        before stopped, while that
-        still lowers the loss: SLSQP stops when one step changes the loss by less than FTOL,
-        which a poor quasi-Newton model (a curve with a kink near zero spend) causes long
-        before the optimum; a restart gives it a fresh model."""
+        before stopped, while that still lowers the loss: SLSQP stops when one step changes
+        the loss by less than FTOL, which a poor quasi-Newton model (a curve with a kink near
+        zero spend) causes long before the optimum; a restart gives it a fresh model."""
         from scipy.optimize import minimize
 
         its = 0
@@ -893,7 +895,7 @@ class _Loss:
                 z,
                 jac=True,
                 method="SLSQP",
-                bounds=[(0.0, None)] * (self.n + self.k),
+                bounds=[(0.0, None)] * self.n,
                 constraints=self.cons,
                 options={"maxiter": 300, "ftol": FTOL},
             )

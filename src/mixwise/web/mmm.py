@@ -170,9 +170,9 @@ def estimate_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def geo_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A panel's ROI per geo: per geo (largest spend first) its spend and, per
-    channel in the ROI table's order, the ROI with its interval (None where the geo has no
-    entry). Empty for national runs and runs stored before per-geo ROIs."""
+    """A panel's ROI per geo: per geo (in the fit's order, largest spend first) its spend
+    and, per channel in the ROI table's order, the ROI with its interval (None where the geo
+    has no entry). Empty for national runs and runs stored before per-geo ROIs."""
     by_geo = summary.get("roi_by_geo") or {}
     channels = list(summary.get("roi") or {})
     rows = []
@@ -187,7 +187,7 @@ def geo_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                 ],
             }
         )
-    return sorted(rows, key=lambda r: -r["spend"])
+    return rows
 
 
 def synergy_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
