@@ -746,8 +746,10 @@ def _print_mmm(summary: dict[str, Any]) -> None:
     )
     diag = summary["diagnostics"]
     if diag:
+        rhat = "n/a" if diag["max_rhat"] is None else f"{diag['max_rhat']:.3f}"
+        ess = "n/a" if diag["min_ess"] is None else f"{diag['min_ess']:.0f}"
         click.echo(
-            f"R-hat max {diag['max_rhat']:.3f} ({diag['worst']}), ESS min {diag['min_ess']:.0f}, "
+            f"R-hat max {rhat} ({diag['worst']}), ESS min {ess}, "
             f"divergences {diag['divergences']} ({diag['chains']} chains × {diag['draws']} draws)"
         )
     click.echo(f"verdict: {summary['verdict']['message']}")

@@ -6,6 +6,8 @@ import base64
 import json
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -308,3 +310,42 @@ def test_identification_notes_say_why() -> None:
     assert notes[0].startswith("search: ROI mostly from the prior (its 90 % interval is 90 %")
     assert "never fell below 62 % of its average" in notes[0]
     assert notes[1].startswith("email:") and "too small" in notes[1]
+
+
+def test_a_chain_that_never_moved_is_not_converged() -> None:
+    """NumPyro's R-hat and ESS are NaN when a chain never moves (no variance): that is no
+    convergence, said plainly, not a NaN the verdict would let through."""
+    stuck = Diagnostics(
+        max_rhat=float("inf"), min_ess=0.0, divergences=0, draws=20, chains=1, worst="alpha"
+    )
+    verdict = MMM()._verdict(stuck)
+    assert not verdict.usable
+    assert verdict.message.startswith("do not use: chains did not converge (a chain never moved")
+
+
+def test_weekly_fits_decay_per_day_and_stored_runs_keep_their_carry_over(
+    workspace: Any, tiny_mmm: MMM
+) -> None:
+    """A weekly fit's geometric carry-over decays per day (steps 7); the run stores the
+    options it used, and a run stored before steps existed reloads with the weekly decay."""
+    from sqlalchemy import select
+
+    from mixwise.mmm.runs import save_run, settings_of
+    from mixwise.store.state import ModelRun
+
+    assert tiny_mmm.adstock_options == {}  # the user's options: nothing said
+    assert tiny_mmm.adstock_.to_dict() == {
+        "name": "geometric", "l_max": 8, "normalize": True, "steps": 7
+    }  # fmt: skip
+    assert settings_of(tiny_mmm)["adstock_options"] == {"l_max": 8, "normalize": True, "steps": 7}
+    run = save_run(workspace, tiny_mmm)
+    assert load_model(workspace, run).adstock_.steps == 7
+    with workspace.state.session() as s:
+        row = s.scalars(select(ModelRun).where(ModelRun.id == run)).one()
+        row.settings = {**row.settings, "adstock_options": {}}
+        s.commit()
+    assert load_model(workspace, run).adstock_.steps == 1
+    daily = SimpleNamespace(frequency="D")  # only the frequency decides
+    assert MMM(adstock_options={"l_max": 4})._adstock_options(daily) == {"l_max": 4, "steps": 1}  # type: ignore[arg-type]
+    assert MMM(adstock_options={"steps": 1})._adstock_options(tiny_mmm.data_) == {"steps": 1}
+    assert MMM(adstock="weibull")._adstock_options(tiny_mmm.data_) == {}

@@ -52,6 +52,40 @@ def test_geometric_constant_reaches_the_constant_after_warm_up() -> None:
     np.testing.assert_allclose(out[3:], 3.0, **F32)
 
 
+def test_geometric_per_day_is_the_weekly_total_of_a_daily_carry_over() -> None:
+    """steps=7: a weekly series' adstock is, week by week, the total over the week's days of
+    the daily geometric filter applied to the week's spend spread evenly over its days
+    (computed here day by day with the simulator's infinite filter)."""
+    rng = np.random.default_rng(4)
+    weekly = rng.gamma(2.0, 0.5, size=40)
+    weekly[[5, 6, 7, 20]] = 0.0  # weeks off, as in flights
+    for alpha in (0.3, 0.7, 0.95):
+        daily = np.repeat(weekly / 7.0, 7)[None, :]
+        by_day = sim_geometric_adstock(daily, alpha, normalize=True)[0]
+        expected = by_day.reshape(-1, 7).sum(axis=1)
+        # 0.95**(7*39) ~ 1e-6: 40 lags hold the whole kernel; normalising changes nothing.
+        ours = GeometricAdstock(l_max=40, steps=7).apply(weekly.astype(np.float32), alpha=alpha)
+        np.testing.assert_allclose(np.asarray(ours), expected, rtol=2e-5, atol=2e-5)
+
+
+def test_geometric_per_day_weights_by_hand() -> None:
+    from mixwise.mmm.transforms import geometric_weights
+
+    # steps=2, alpha=0.5: g = 1.5; w0 = (2 + 0.5) / 2 = 1.25; w_l = 0.5 * 2.25 / 2 * 0.25**(l-1)
+    raw = np.array([1.25, 0.5625, 0.140625])
+    got = geometric_weights(0.5, 3, normalize=False, steps=2)
+    np.testing.assert_allclose(np.asarray(got), raw, **F32)
+    np.testing.assert_allclose(geometric_weights(0.5, 3, steps=2), raw / raw.sum(), **F32)
+    # steps=1 is the plain alpha**l, and alpha -> 1 stays finite (no 0/0).
+    np.testing.assert_allclose(
+        geometric_weights(0.5, 3, normalize=False, steps=1), [1.0, 0.5, 0.25], **F32
+    )
+    near_one = np.asarray(geometric_weights(jnp.float32(0.99999), 8, steps=7))
+    assert np.all(np.isfinite(near_one)) and abs(near_one.sum() - 1) < 1e-5
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        geometric_weights(0.5, 3, steps=0)
+
+
 def test_series_shorter_than_l_max() -> None:
     out = GeometricAdstock(l_max=8, normalize=False).apply(jnp.array([2.0, 1.0]), alpha=0.5)
     np.testing.assert_allclose(out, [2.0, 1.0 + 0.5 * 2.0], **F32)
@@ -238,6 +272,7 @@ def test_to_dict_and_lookup_by_name() -> None:
         "name": "geometric",
         "l_max": 13,
         "normalize": False,
+        "steps": 1,
     }
     assert HillSaturation().to_dict() == {"name": "hill"}
     assert get_adstock("weibull", l_max=4) == WeibullAdstock(l_max=4)

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mixwise.mmm.data import MMMData
+from mixwise.mmm.data import PERIOD_DAYS, MMMData
 from mixwise.mmm.devices import request_host_devices
 from mixwise.mmm.features import BaselineSpec, baseline_design
 from mixwise.mmm.model import ModelInputs
@@ -131,7 +131,7 @@ class MMM:
 
         self.data_ = data
         self.run_id_: int | None = None  # set when stored or reloaded (mmm/runs.py)
-        self.adstock_: Adstock = get_adstock(self.adstock, **self.adstock_options)
+        self.adstock_: Adstock = get_adstock(self.adstock, **self._adstock_options(data))
         self.saturation_: Saturation = get_saturation(self.saturation)
         inputs, kpi = self._inputs(data)
         self.inputs_ = inputs
@@ -300,9 +300,20 @@ class MMM:
             np.array(se, dtype=np.float64),
         )
 
+    def _adstock_options(self, data: MMMData) -> dict[str, Any]:
+        """``adstock_options`` with what the data decide filled in: a geometric carry-over
+        decays per day within each period (``steps`` = days per period, 7 for weekly data)
+        unless the options say otherwise."""
+        options = dict(self.adstock_options)
+        if self.adstock == "geometric":
+            options.setdefault("steps", PERIOD_DAYS[data.frequency])
+        return options
+
     def _verdict(self, d: Diagnostics) -> Verdict:
         problems = []
-        if not d.max_rhat <= self.max_rhat:
+        if not np.isfinite(d.max_rhat):
+            problems.append(f"chains did not converge (a chain never moved: {d.worst})")
+        elif not d.max_rhat <= self.max_rhat:
             problems.append(
                 f"chains did not converge (R-hat {d.max_rhat:.3f} > {self.max_rhat} on {d.worst})"
             )
@@ -469,7 +480,13 @@ class MMM:
         return {
             "method": self.method,
             "verdict": {"usable": self.verdict_.usable, "message": self.verdict_.message},
-            "diagnostics": None if d is None else d.__dict__,
+            # JSON has no infinity: a chain that never moved reports R-hat and ESS as null
+            "diagnostics": None
+            if d is None
+            else {
+                k: None if isinstance(v, float) and not np.isfinite(v) else v
+                for k, v in d.__dict__.items()
+            },
             "data": {
                 "source": self.data_.source,
                 "periods": self.data_.n_periods,
@@ -558,8 +575,9 @@ def _nuts(
     grouped = mcmc.get_samples(group_by_chain=True)
     free = [k for k in grouped if k not in _DETERMINISTIC]
     stats = summary({k: grouped[k] for k in free}, group_by_chain=True)
-    rhat = {k: float(np.nanmax(v["r_hat"])) for k, v in stats.items()}
-    ess = {k: float(np.nanmin(v["n_eff"])) for k, v in stats.items()}
+    # A chain that never moved has no variance: its R-hat and ESS are NaN. It did not converge.
+    rhat = {k: float(np.nan_to_num(v["r_hat"], nan=np.inf).max()) for k, v in stats.items()}
+    ess = {k: float(np.nan_to_num(v["n_eff"], nan=0.0).min()) for k, v in stats.items()}
     worst = max(rhat, key=lambda k: rhat[k])
     diverging = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     diag = Diagnostics(

@@ -58,6 +58,8 @@ class RunInfo:
 def settings_of(model: MMM) -> dict[str, Any]:
     """The model's configuration as JSON-able data (what :func:`load_model` rebuilds)."""
     out = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
+    if hasattr(model, "adstock_"):  # fitted: the options it used (e.g. steps from the data)
+        out["adstock_options"] = model.adstock_.get_params()
     out["baseline"] = dataclasses.asdict(model.baseline)
     out["baseline"]["windows"] = {k: list(v) for k, v in model.baseline.windows.items()}
     out["lift_tests"] = [dataclasses.asdict(t) for t in model.lift_tests]
