@@ -211,6 +211,7 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
         draws=cfg["draws"],
         warmup=cfg["warmup"],
         seed=cfg["seed"],
+        saturation_options=cfg.get("saturation_options", {}),
         progress=False,
     )
     with timed(timings, "fit"):
@@ -233,6 +234,7 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
         "min_ess": float(d.min_ess),
         "divergences": int(d.divergences),
         "verdict": model.verdict_.message,
+        "slope_sd": model.saturation_.get_params().get("slope_sd"),
         "usable": bool(model.verdict_.usable),
         "rm_draws": int(rm.n_draws),
         "history_mean": dict(zip(channels, map(float, rm.history_mean), strict=True)),
@@ -439,6 +441,9 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
         "draws": args.draws,
         "warmup": args.warmup,
         "seed": args.seed,
+        "saturation_options": (
+            {} if args.hill_slope_sd is None else {"slope_sd": args.hill_slope_sd}
+        ),
         "rm_draws": RM_DRAWS,
         "budget": budget,
         "budget_csv": float(sum(csv_mean.values())),  # the same week from the CSV (check)
@@ -634,7 +639,8 @@ def report_decision(part: dict[str, Any]) -> list[str]:
     if "predicted" in mix:
         pred = mix["predicted"]["mean"] - mix["predicted_reference"]["mean"]
         lines.append(
-            f"- mixwise: verdict {mix['verdict']!r}; response model of {mix['rm_draws']} "
+            f"- mixwise: verdict {mix['verdict']!r}; Hill slope prior sd "
+            f"{mix.get('slope_sd', 0.3)}; response model of {mix['rm_draws']} "
             f"draws; its own predicted uplift over the historical week {pred:+,.0f} (true "
             f"{mix['uplift']:+,.0f}); solver: {mix['solver'].get('method', 'SLSQP')}, "
             f"{mix['solver'].get('starts')} starts, {mix['solver'].get('iterations')} "
@@ -852,6 +858,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the market where every channel runs in flights (its ROI is measurable; see "
         "benchmarks/mmm.py --flighted)",
+    )
+    ap.add_argument(
+        "--hill-slope-sd",
+        type=float,
+        default=None,
+        help="mixwise's Hill slope prior sd (default 0.3; 0.01 holds its curves concave)",
     )
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument(

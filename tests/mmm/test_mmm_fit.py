@@ -22,6 +22,7 @@ from mixwise.mmm.data import MMMData
 from mixwise.mmm.features import BaselineSpec
 from mixwise.mmm.fit import MMM, Diagnostics, LiftTest
 from mixwise.mmm.runs import load_model
+from mixwise.mmm.transforms import HillSaturation
 from mixwise.web import create_app
 from mixwise.workspace import Workspace
 
@@ -346,6 +347,13 @@ def test_weekly_fits_decay_per_day_and_stored_runs_keep_their_carry_over(
         row.settings = {**row.settings, "adstock_options": {}}
         s.commit()
     assert load_model(workspace, run).adstock_.steps == 1
+    # The saturation's options are stored and rebuilt the same way (none: the defaults).
+    assert settings_of(tiny_mmm)["saturation_options"] == {}
+    with workspace.state.session() as s:
+        row = s.scalars(select(ModelRun).where(ModelRun.id == run)).one()
+        row.settings = {**row.settings, "saturation_options": {"slope_sd": 0.01}}
+        s.commit()
+    assert load_model(workspace, run).saturation_ == HillSaturation(slope_sd=0.01)
     daily = SimpleNamespace(frequency="D")  # only the frequency decides
     assert MMM(adstock_options={"l_max": 4})._adstock_options(daily) == {"l_max": 4, "steps": 1}  # type: ignore[arg-type]
     assert MMM(adstock_options={"steps": 1})._adstock_options(tiny_mmm.data_) == {"steps": 1}

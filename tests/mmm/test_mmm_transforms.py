@@ -274,7 +274,8 @@ def test_to_dict_and_lookup_by_name() -> None:
         "normalize": False,
         "steps": 1,
     }
-    assert HillSaturation().to_dict() == {"name": "hill"}
+    assert HillSaturation().to_dict() == {"name": "hill", "slope_sd": 0.3}
+    assert get_saturation("hill", slope_sd=0.01) == HillSaturation(slope_sd=0.01)
     assert get_adstock("weibull", l_max=4) == WeibullAdstock(l_max=4)
     assert get_adstock("geometric") != GeometricAdstock(l_max=9)
     assert get_saturation("logistic") == LogisticSaturation()
@@ -377,3 +378,15 @@ def test_prior_defaults_sit_where_documented(
     assert 0.82 < np.mean(prior_draws["weibull"]["shape"] > 1.0) < 0.89
     # Half of the logistic's maximum at log(3)/lam: around an average period's spend.
     assert 1.0 < np.median(math.log(3.0) / prior_draws["logistic"]["lam"]) < 1.4
+
+
+def test_hill_slope_prior_can_be_narrowed_to_hold_curves_concave() -> None:
+    """``slope_sd`` is the log slope's prior sd: 0.01 keeps every draw within ~3 % of 1."""
+    narrow = HillSaturation(slope_sd=0.01).priors(3)["slope"]
+    draws = np.asarray(narrow.sample(jax.random.PRNGKey(0), (2000,)))
+    assert draws.shape == (2000, 3) and np.all(np.abs(draws - 1) < 0.05)
+    assert np.std(np.log(draws)) == pytest.approx(0.01, rel=0.1)
+    default = np.asarray(HillSaturation().priors(1)["slope"].sample(jax.random.PRNGKey(1), (4000,)))
+    assert np.std(np.log(default)) == pytest.approx(0.3, rel=0.1)
+    with pytest.raises(ValueError, match="slope_sd must be > 0"):
+        HillSaturation(slope_sd=0.0).priors(1)

@@ -94,6 +94,7 @@ class MMM:
     adstock: str = "geometric"
     saturation: str = "hill"
     adstock_options: dict[str, Any] = field(default_factory=dict)
+    saturation_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"slope_sd": 0.01}
     baseline: BaselineSpec = field(default_factory=BaselineSpec)
     synergies: Sequence[tuple[str, str]] = ()
     roi_prior: dict[str, tuple[float, float]] = field(default_factory=dict)  # median, sigma
@@ -132,7 +133,7 @@ class MMM:
         self.data_ = data
         self.run_id_: int | None = None  # set when stored or reloaded (mmm/runs.py)
         self.adstock_: Adstock = get_adstock(self.adstock, **self._adstock_options(data))
-        self.saturation_: Saturation = get_saturation(self.saturation)
+        self.saturation_: Saturation = get_saturation(self.saturation, **self.saturation_options)
         inputs, kpi = self._inputs(data)
         self.inputs_ = inputs
 

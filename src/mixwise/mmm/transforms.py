@@ -427,6 +427,9 @@ class HillSaturation(Saturation):
     name = "hill"
     param_names = ("half", "slope")
 
+    def __init__(self, slope_sd: float = 0.3) -> None:
+        self.slope_sd = slope_sd  # the log slope's prior sd (median slope 1): see priors()
+
     def apply(self, x: ArrayLike, **params: ArrayLike) -> jax.Array:
         p = self._params(params)
         return hill_saturation(x, p["half"], p["slope"])
@@ -439,9 +442,16 @@ class HillSaturation(Saturation):
         # shape, and the wider Gamma(4, 3) (10% above 2.4) let such channels take steep
         # S-curves that act as regime switches, a mode some chains found and others did not
         # (Meridian fixes the slope at 1 for the same reason; benchmarks/RESULTS.md).
+        # ``slope_sd`` narrows it: 0.01 holds every curve concave at slope ~1 (Meridian's fixed
+        # slope). On the benchmark's markets that costs ROI accuracy (TV's true curve is an S)
+        # and gains decisions: where flights show spend only at 0 and at the flight level the
+        # curve between is the prior's, and an S there makes the optimizer drop a channel at an
+        # average week's spend (benchmarks/RESULTS.md, "Decision quality, 2026-12-01").
+        if not self.slope_sd > 0:
+            raise ValueError(f"slope_sd must be > 0, got {self.slope_sd!r}")
         return {
             "half": dist.Gamma(3.0, 3.0).expand([n_channels]),
-            "slope": dist.LogNormal(0.0, 0.3).expand([n_channels]),
+            "slope": dist.LogNormal(0.0, self.slope_sd).expand([n_channels]),
         }
 
 
