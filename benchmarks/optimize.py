@@ -55,6 +55,7 @@ of one part keeps the other's last results), everything in ``<data-dir>/results-
     python benchmarks/optimize.py                  # 4 chains x 1000 draws (+1000 warm-up)
     python benchmarks/optimize.py --skip-peers     # mixwise alone
     python benchmarks/optimize.py --flighted       # every channel in flights (ROI measurable)
+    python benchmarks/optimize.py --varied-spend   # always-on channels burst (spend over a range)
     python benchmarks/optimize.py --speed          # Part B: optimizer speed, no peers
     python benchmarks/optimize.py --speed --speed-limit 60
     python benchmarks/optimize.py --speed --speed-rule 'roi>=2' --speed-sizes 8x13,20x13
@@ -420,11 +421,17 @@ def decision_quality(value: float, historical: float, optimum: float) -> float:
     return 100.0 * (value - historical) / gap if gap > 0 else float("nan")
 
 
+MARKET_LABELS = {
+    "flighted": ", every channel in flights",
+    "varied": ", always-on channels in bursts",
+}
+
+
 def run_decision(args: argparse.Namespace) -> dict[str, Any]:
     """Part A: the truth, then each tool's fit and plan, scored on the truth."""
     load_start = os.getloadavg()[0]  # other work on the machine skews the times
     print("preparing data (5 channels) ...", flush=True)
-    pattern = "flighted" if args.flighted else "default"
+    pattern = "flighted" if args.flighted else "varied" if args.varied_spend else "default"
     csv, meta = prepare(args.data_dir, N_CHANNELS, pattern, 0, args.data_seed)
     tag = data_tag(N_CHANNELS, pattern, 0, args.data_seed)
     truth = truth_response(args.data_seed, pattern)
@@ -550,7 +557,7 @@ def report_decision(part: dict[str, Any]) -> list[str]:
     lines = [
         f"## Budget optimizer, decision quality: {part['data']['weeks']} weeks x "
         f"{len(channels)} channels (simulator seed {part['data']['seed']}"
-        + (", every channel in flights" if part.get("market") == "flighted" else "")
+        + MARKET_LABELS.get(part.get("market", "default"), "")
         + f"), run {part['date']}",
         "",
         f"One week's budget {s['budget']:,.0f} (the historical average week's total spend), "
@@ -819,7 +826,7 @@ def write_outputs(data_dir: Path, parts: dict[str, Any]) -> str:
     stored["versions"] = _versions("mixwise", "jax", "scipy", "numpyro", "pandas", "numpy")
     stored["cpus"] = os.cpu_count()
     lines: list[str] = []
-    for key in ("decision", "decision_flighted"):
+    for key in ("decision", "decision_flighted", "decision_varied"):
         if key in stored:
             lines += ([""] if lines else []) + report_decision(
                 {"cpus": stored["cpus"], **stored[key]}
@@ -853,11 +860,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="sampler seed")
     ap.add_argument("--quick", action="store_true", help="2 chains x 200 draws + 200 warm-up")
     ap.add_argument("--data-seed", type=int, default=SEED, help=f"simulator seed ({SEED})")
-    ap.add_argument(
+    market = ap.add_mutually_exclusive_group()
+    market.add_argument(
         "--flighted",
         action="store_true",
         help="the market where every channel runs in flights (its ROI is measurable; see "
         "benchmarks/mmm.py --flighted)",
+    )
+    market.add_argument(
+        "--varied-spend",
+        action="store_true",
+        help="the market where the always-on channels burst instead (spend seen over a range; "
+        "see benchmarks/mmm.py --varied-spend)",
     )
     ap.add_argument(
         "--hill-slope-sd",
@@ -910,7 +924,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed:
         parts = {"speed_rules" if args.speed_rule else "speed": run_speed(args)}
     else:
-        parts = {"decision_flighted" if args.flighted else "decision": run_decision(args)}
+        key = "decision_flighted" if args.flighted else "decision"
+        parts = {"decision_varied" if args.varied_spend else key: run_decision(args)}
     text = write_outputs(args.data_dir, parts)
     print("\n" + text, flush=True)
     return 0
