@@ -392,7 +392,7 @@ class GeometricAdstock(Adstock):
         # Beta(2, 2): centred on a one-step half-life, zero density at 0 and 1 (where alpha is
         # unidentified against the baseline), yet wide enough (95% in 0.09-0.91) for digital
         # (~0.1-0.3) and TV (~0.5-0.8) alike. Per day (steps=7) as per week: daily decays of
-        # 0.09-0.91 keep 99 %-35 % of the effect in the week of spend.
+        # 0.09-0.91 keep 99 %-30 % of the effect in the week of spend.
         return {"alpha": dist.Beta(2.0, 2.0).expand([n_channels])}
 
 
