@@ -11,7 +11,10 @@ step and around the process, peak memory = the child's VmHWM sampled every 50 ms
   yearly seasonality 2, the same controls) with the same chains / draws / tune, run by a
   standalone script (no mixwise import) with the interpreter of ``--peer-python``: a separate
   virtual environment, since PyMC-Marketing pins its own pandas / numpy;
-- Meridian (Google) is not run: it needs TensorFlow + TensorFlow Probability (gigabytes).
+- ``meridian``: Google's Meridian (its default ``ModelSpec``; spend given as exposure and spend)
+  with the same chains / draws and the warm-up split into its adaptation and burn-in, run by
+  a standalone script with the interpreter of ``--meridian-python`` (a venv with
+  ``google-meridian``: TensorFlow, ~1 GB here).
 
 ``--geos N``: a geo panel instead (``MarketConfig(geos=..., geo_weights=...)``, N geos of
 unequal population share), aggregated to (week, geo) rows in one long CSV
@@ -68,10 +71,8 @@ WEEKS = 156
 CHANNELS_5 = ("tv", "nonbrand_search", "social", "display", "video")
 GEO_WEIGHT_SEED = 40  # the geo panel's population shares (``geo_weights``)
 MEMORY_GUARD_MB = 12_000
-MERIDIAN_NOTE = (
-    "not run: google-meridian needs TensorFlow + TensorFlow Probability (several GB); "
-    "too large to install here"
-)
+DEFAULT_MERIDIAN = Path("/tmp/peers-meridian/bin/python")
+PEERS = {"pymc_marketing": "PyMC-Marketing", "meridian": "Meridian"}
 
 
 # ---------------------------------------------------------------------------------- data
@@ -397,25 +398,128 @@ open(cfg["out"], "w").write(json.dumps(out))
 '''
 
 
+# Meridian, run with its own interpreter (TensorFlow): must not import mixwise.
+MERIDIAN_SCRIPT = r"""
+# Meridian MMM step of benchmarks/mmm.py (written there; do not edit).
+import json
+import os
+import sys
+import time
+
+cfg = json.loads(open(sys.argv[1]).read())
+timings = {}
+t = time.perf_counter()
+import arviz as az
+import numpy as np
+import pandas as pd
+from meridian.analysis import analyzer
+from meridian.data import load
+from meridian.model import model, spec
+
+timings["import"] = time.perf_counter() - t
+
+t = time.perf_counter()
+df = pd.read_csv(cfg["csv"])
+channels, controls, geo = cfg["channels"], cfg["controls"], cfg.get("geo")
+# Meridian wants exposure (impressions) and spend; the CSV has spend only: spend is both.
+for c in channels:
+    df[f"{c}__spend"] = df[c]
+where = {}
+if geo:  # a panel: each geo's population (the simulator's shares)
+    df["population"] = df[geo].map(cfg["population"])
+    where = {"geo": geo, "population": "population"}
+columns = load.CoordToColumns(
+    time="date",
+    kpi="revenue",
+    controls=controls,
+    media=channels,
+    media_spend=[f"{c}__spend" for c in channels],
+    **where,
+)
+data = load.DataFrameDataLoader(
+    df=df,
+    coord_to_columns=columns,
+    kpi_type="revenue",
+    media_to_channel={c: c for c in channels},
+    media_spend_to_channel={f"{c}__spend": c for c in channels},
+).load()
+timings["load"] = time.perf_counter() - t
+
+t = time.perf_counter()
+mmm = model.Meridian(input_data=data, model_spec=spec.ModelSpec())  # its defaults
+n_adapt = cfg["warmup"] // 2
+mmm.sample_posterior(
+    n_chains=cfg["chains"],
+    n_adapt=n_adapt,
+    n_burnin=cfg["warmup"] - n_adapt,
+    n_keep=cfg["draws"],
+    seed=cfg["seed"],
+)
+timings["fit"] = time.perf_counter() - t
+
+t = time.perf_counter()
+an = analyzer.Analyzer(mmm)
+draws = np.asarray(an.roi())  # (chains, draws, channels), national (geos aggregated)
+draws = draws.reshape(-1, draws.shape[-1])
+names = [str(c) for c in mmm.input_data.media_channel.values]
+roi = {}
+for i, ch in enumerate(names):
+    d = draws[:, i]
+    roi[ch] = {
+        "mean": float(d.mean()),
+        "median": float(np.median(d)),
+        "lower": float(np.quantile(d, 0.05)),
+        "upper": float(np.quantile(d, 0.95)),
+    }
+rhat = an.get_rhat()
+max_rhat = max(float(np.nanmax(np.asarray(v))) for v in rhat.values())
+post = mmm.inference_data.posterior
+ess = az.ess(post, var_names=[k for k in rhat if k in post], method="bulk")
+min_ess = min(float(ess[v].min()) for v in ess.data_vars)
+stats = mmm.inference_data.sample_stats
+divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else -1
+timings["roi"] = time.perf_counter() - t
+
+from importlib import metadata
+
+vers = {}
+for pkg in ("google-meridian", "tensorflow", "tensorflow-probability", "tfp-nightly", "numpy"):
+    try:
+        vers[pkg] = metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        vers[pkg] = "not installed"
+vers["python"] = sys.version.split()[0]
+out = {
+    "timings": timings,
+    "max_rhat": max_rhat,
+    "min_ess": min_ess,
+    "divergences": divergences,
+    "roi": roi,
+    "versions": vers,
+}
+open(cfg["out"], "w").write(json.dumps(out))
+"""
+
+
 # --------------------------------------------------------------------------- parent side
 def run_step(cmd: list[str], out: Path, log: Path, timeout: float) -> dict[str, Any]:
     """Run one step in a child process; add its wall time and peak RSS (MB)."""
     return run_child(cmd, out, timeout, MEMORY_GUARD_MB, log)
 
 
-def peer_check(peer: Path | None) -> str | None:
-    """None when the peer interpreter imports PyMC-Marketing, else the reason to skip."""
+def peer_check(peer: Path | None, module: str = "pymc_marketing.mmm") -> str | None:
+    """None when the peer interpreter imports ``module``, else the reason to skip."""
     if peer is None or not peer.exists():
         return f"peer python not found ({peer}); see benchmarks/README.md for the venv"
     proc = subprocess.run(
-        [str(peer), "-c", "import pymc_marketing.mmm"],
+        [str(peer), "-c", f"import {module}"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return f"import pymc_marketing failed with {peer}: {last}"
+        return f"import {module} failed with {peer}: {last}"
     return None
 
 
@@ -502,29 +606,39 @@ def report(
             )
         lines.append(f"| {c} | {true_roi[c]:.2f} | " + " | ".join(cells) + " |")
     lines.append("")
-    mix, peer = results.get("mixwise", {}), results.get("pymc_marketing", {})
-    if "fit" in mix.get("timings", {}) and "fit" in peer.get("timings", {}):
-        lines.append(
-            f"- wall time ratio PyMC-Marketing / mixwise: "
-            f"{peer['timings']['fit'] / mix['timings']['fit']:.2f}x in-process (fit), "
-            f"{peer['process_wall'] / mix['process_wall']:.2f}x process"
-        )
-    elif "fit" in mix.get("timings", {}) and str(peer.get("error", "")).startswith("timeout"):
-        # The peer did not finish: its time is at least the timeout, so the ratio is a bound.
-        lines.append(
-            f"- PyMC-Marketing stopped unfinished at the {peer['error']} limit: wall time ratio "
-            f"PyMC-Marketing / mixwise **at least "
-            f"{peer['process_wall'] / mix['process_wall']:.2f}x**"
-            f" (process; mixwise {mix['process_wall']:.1f} s)"
-        )
+    mix = results.get("mixwise", {})
+    for key, name in PEERS.items():
+        peer = results.get(key, {})
+        if "fit" in mix.get("timings", {}) and "fit" in peer.get("timings", {}):
+            lines.append(
+                f"- wall time ratio {name} / mixwise: "
+                f"{peer['timings']['fit'] / mix['timings']['fit']:.2f}x in-process (fit), "
+                f"{peer['process_wall'] / mix['process_wall']:.2f}x process"
+            )
+        elif "fit" in mix.get("timings", {}) and str(peer.get("error", "")).startswith("timeout"):
+            # The peer did not finish: its time is at least the timeout, so the ratio is a bound.
+            lines.append(
+                f"- {name} stopped unfinished at the {peer['error']} limit: wall time ratio "
+                f"{name} / mixwise **at least "
+                f"{peer['process_wall'] / mix['process_wall']:.2f}x**"
+                f" (process; mixwise {mix['process_wall']:.1f} s)"
+            )
     if "verdict" in mix:
         lines.append(f"- mixwise verdict: {mix['verdict']}")
     lines.append(
         "- in-process = the fit call only (mixwise: model build, NumPyro compile and NUTS; "
-        "PyMC-Marketing: `MMM.fit`, model build, PyTensor compile and NUTS); process adds "
-        "interpreter start, imports, reading the CSV and the ROI summaries"
+        "PyMC-Marketing: `MMM.fit`, model build, PyTensor compile and NUTS; Meridian: "
+        "`Meridian(...)` and `sample_posterior`, TensorFlow tracing and NUTS, warm-up split "
+        "evenly into its adaptation and burn-in); process adds interpreter start, imports, "
+        "reading the CSV and the ROI summaries"
     )
-    lines.append(f"- meridian: {MERIDIAN_NOTE}")
+    if "meridian" in results:
+        lines.append(
+            "- Meridian: its default `ModelSpec` (ROI priors, geometric adstock, Hill), spend "
+            "given as both media exposure and spend (the CSV has spend only); ROI from "
+            "`Analyzer.roi()`; R-hat from `Analyzer.get_rhat()`, ESS (bulk) over the same "
+            "parameters"
+        )
     return "\n".join(lines)
 
 
@@ -569,6 +683,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_PEER if DEFAULT_PEER.exists() else None,
         help=f"interpreter with pymc-marketing (default {DEFAULT_PEER} if it exists)",
     )
+    ap.add_argument(
+        "--meridian-python",
+        type=Path,
+        default=DEFAULT_MERIDIAN if DEFAULT_MERIDIAN.exists() else None,
+        help=f"interpreter with google-meridian (default {DEFAULT_MERIDIAN} if it exists)",
+    )
     ap.add_argument("--data-dir", type=Path, default=HERE / "data")
     ap.add_argument("--timeout", type=float, default=1800.0, help="per step, seconds")
     ap.add_argument("--step", help=argparse.SUPPRESS)
@@ -609,25 +729,29 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    steps = ["mixwise", "pymc_marketing"]
+    steps = ["mixwise", "pymc_marketing", "meridian"]
     if args.skip_peers:
         steps = ["mixwise"]
-        skipped["pymc_marketing"] = "skipped: --skip-peers"
+        skipped["pymc_marketing"] = skipped["meridian"] = "skipped: --skip-peers"
     for step in steps:
         cfg = {**settings, "out": str((work / f"{step}.json").resolve())}
+        if step == "meridian" and args.geos:
+            cfg["population"] = meta["geo_weights"]
         cfg_path = work / f"{step}-config.json"
         cfg_path.write_text(json.dumps(cfg))
         if step == "mixwise":
             cmd = [sys.executable, __file__, "--step", step, "--config", str(cfg_path)]
         else:
-            why = peer_check(args.peer_python)
+            meridian = step == "meridian"
+            python = args.meridian_python if meridian else args.peer_python
+            why = peer_check(python, "meridian.model" if meridian else "pymc_marketing.mmm")
             if why:
                 skipped[step] = f"skipped: {why}"
                 print(f"--- {step}: {skipped[step]}", flush=True)
                 continue
-            script = work / "peer_pymc_marketing.py"
-            script.write_text(PEER_SCRIPT.lstrip())
-            cmd = [str(args.peer_python), str(script), str(cfg_path)]
+            script = work / f"peer_{step}.py"
+            script.write_text((MERIDIAN_SCRIPT if meridian else PEER_SCRIPT).lstrip())
+            cmd = [str(python), str(script), str(cfg_path)]
         print(f"--- {step}", flush=True)
         res = run_step(cmd, Path(cfg["out"]), work / f"{step}.log", args.timeout)
         res["evaluation"] = evaluate(res, meta["true_roi"])
@@ -637,8 +761,7 @@ def main(argv: list[str] | None = None) -> int:
             f"peak {res['peak_mb']:.0f} MB {res.get('error', res.get('unsupported', ''))}",
             flush=True,
         )
-    skipped["meridian"] = MERIDIAN_NOTE
-    text = report(meta, settings, results, {k: v for k, v in skipped.items() if k != "meridian"})
+    text = report(meta, settings, results, skipped)
     print("\n" + text, flush=True)
     (args.data_dir / f"mmm-report-{tag}.md").write_text(text + "\n")
     (args.data_dir / f"results-mmm-{tag}.json").write_text(
