@@ -428,6 +428,9 @@ where = {}
 if geo:  # a panel: each geo's population (the simulator's shares)
     df["population"] = df[geo].map(cfg["population"])
     where = {"geo": geo, "population": "population"}
+    # Meridian's panel has a parameter per week (n_knots = weeks): it refuses controls that
+    # do not vary across geos (collinear with those); drop them, as its message advises.
+    controls = [c for c in controls if df.groupby("date")[c].nunique().max() > 1]
 columns = load.CoordToColumns(
     time="date",
     kpi="revenue",
