@@ -9,6 +9,10 @@ spent at a steady rate in the week after the data. The true value of a plan ``x`
 the true media revenue of that week and of its carry-over tail
 (``truth.kpi([x, 0, 0, …]).sum()`` over ``truth.carry_periods`` weeks, with the historical
 carry-over into the week); every plan is scored by that one function (:func:`true_value`).
+``--weeks N``: N average weeks' budget over the next N weeks instead (a quarter: 13), each
+week's amount steady over its days; mixwise (``allocate(..., periods=N)``) and the true
+optimum may split it differently week by week, PyMC-Marketing's ``budget_optimizer`` over the
+N weeks keeps one split; the random splits are steady too.
 
 - historical plan: the average week (``truth.history_mean``);
 - true optimum: mixwise's ``allocate`` on the TRUE curves, checked against the best of 200
@@ -56,6 +60,7 @@ of one part keeps the other's last results), everything in ``<data-dir>/results-
     python benchmarks/optimize.py --skip-peers     # mixwise alone
     python benchmarks/optimize.py --flighted       # every channel in flights (ROI measurable)
     python benchmarks/optimize.py --varied-spend   # always-on channels burst (spend over a range)
+    python benchmarks/optimize.py --flighted --weeks 13   # a quarter's budget, week by week
     python benchmarks/optimize.py --speed          # Part B: optimizer speed, no peers
     python benchmarks/optimize.py --speed --speed-limit 60
     python benchmarks/optimize.py --speed --speed-rule 'roi>=2' --speed-sizes 8x13,20x13
@@ -129,47 +134,59 @@ def truth_response(seed: int = SEED, spend: str = "default") -> TruthResponse:
 
 
 def true_value(truth: TruthResponse, x: npt.ArrayLike) -> float:
-    """The true media revenue of spending the weekly plan ``x`` (C,) in the week after the
-    data, steady over its days, plus its carry-over tail: ``truth.kpi`` of ``x`` followed by
-    ``carry_periods - 1`` weeks of no spend (the historical carry-over into the week
-    included), summed. Every plan of Part A is scored by this one function."""
+    """The true media revenue of the plan ``x``, one week (C,) or several (weeks, C), spent
+    from the week after the data, each week's amount steady over its days, plus its
+    carry-over tail: ``truth.kpi`` of ``x`` followed by ``carry_periods - 1`` weeks of no
+    spend (the historical carry-over into the first week included), summed. Every plan of
+    Part A is scored by this one function."""
     n = len(truth.channels)
-    week = np.asarray(x, dtype=np.float64).reshape(1, n)
-    plan = np.vstack([week, np.zeros((truth.carry_periods - 1, n))])
+    weeks = np.asarray(x, dtype=np.float64).reshape(-1, n)
+    plan = np.vstack([weeks, np.zeros((truth.carry_periods - 1, n))])
     return float(np.asarray(truth.kpi(plan)).sum())
+
+
+def steady(x: npt.ArrayLike, weeks: int) -> FloatArray:
+    """The weekly plan ``x`` (C,) repeated over ``weeks`` weeks: (weeks, C)."""
+    return np.tile(np.asarray(x, dtype=np.float64).reshape(1, -1), (weeks, 1))
+
+
+def _entry(channels: tuple[str, ...], plan: FloatArray) -> dict[str, Any]:
+    """A plan (weeks, C) as stored: the average week per channel, and every week."""
+    return {
+        "plan": dict(zip(channels, map(float, plan.mean(axis=0)), strict=True)),
+        "weeks_plan": plan.tolist(),
+    }
 
 
 def ordered(plan: dict[str, float], channels: tuple[str, ...]) -> FloatArray:
     return np.array([float(plan[c]) for c in channels])
 
 
-def truth_benchmark(truth: TruthResponse, budget: float) -> dict[str, Any]:
-    """The reference plans on the true curves: historical, ``allocate`` on the truth (first
-    and warm call timed), the best of the random splits, an even split."""
+def truth_benchmark(truth: TruthResponse, budget: float, weeks: int = 1) -> dict[str, Any]:
+    """The reference plans on the true curves over ``weeks`` weeks: historical, ``allocate``
+    on the truth (first and warm call timed; its plan may differ week by week), the best of
+    the random splits (steady: the same split every week), an even split."""
     from mixwise.optimize import allocate
 
     channels = truth.channels
     timings: dict[str, float] = {}
     with timed(timings, "optimize_first"):
-        allocate(truth, budget)
+        allocate(truth, budget, periods=weeks)
     with timed(timings, "optimize_warm"):
-        result = allocate(truth, budget)
-    x_alloc = result.plan.to_numpy()[0]
+        result = allocate(truth, budget, periods=weeks)
+    x_alloc = result.plan.to_numpy()
     rng = np.random.default_rng(RANDOM_SEED)
-    splits = rng.dirichlet(np.ones(len(channels)), RANDOM_PLANS) * budget
-    values = [true_value(truth, x) for x in splits]
+    splits = rng.dirichlet(np.ones(len(channels)), RANDOM_PLANS) * budget / weeks
+    values = [true_value(truth, steady(x, weeks)) for x in splits]
     best = int(np.argmax(values))
     plans = {
-        "historical": np.asarray(truth.history_mean, dtype=np.float64),
+        "historical": steady(truth.history_mean, weeks),
         "allocate_on_truth": x_alloc,
-        "best_random": splits[best],
-        "even_split": np.full(len(channels), budget / len(channels)),
+        "best_random": steady(splits[best], weeks),
+        "even_split": steady(np.full(len(channels), budget / weeks / len(channels)), weeks),
     }
     out: dict[str, Any] = {
-        name: {
-            "plan": dict(zip(channels, map(float, x), strict=True)),
-            "true_value": true_value(truth, x),
-        }
+        name: _entry(channels, x) | {"true_value": true_value(truth, x)}
         for name, x in plans.items()
     }
     out["allocate_on_truth"].update(timings=timings, solver=_jsonable(result.solver))
@@ -220,12 +237,13 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
     with timed(timings, "response_model"):
         rm = ResponseModel.from_mmm(model, force=True, draws=cfg["rm_draws"])
     budget = float(cfg["budget"])
+    weeks = int(cfg.get("weeks", 1))
     with timed(timings, "optimize_first"):
-        first = allocate(rm, budget, force=True)
+        first = allocate(rm, budget, periods=weeks, force=True)
     with timed(timings, "optimize_warm"):
-        result = allocate(rm, budget, force=True)
+        result = allocate(rm, budget, periods=weeks, force=True)
     channels = list(rm.channels)
-    plan = result.plan.to_numpy()[0]
+    plan = result.plan.to_numpy()
     with timed(timings, "own_model_check"):
         own = own_model_mixwise(rm, plan, cfg)
     d = model.diagnostics_
@@ -239,8 +257,10 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
         "usable": bool(model.verdict_.usable),
         "rm_draws": int(rm.n_draws),
         "history_mean": dict(zip(channels, map(float, rm.history_mean), strict=True)),
-        "plan": dict(zip(channels, map(float, plan), strict=True)),
-        "plan_first_call": dict(zip(channels, map(float, first.plan.to_numpy()[0]), strict=True)),
+        **_entry(tuple(channels), plan),
+        "plan_first_call": dict(
+            zip(channels, map(float, first.plan.to_numpy().mean(axis=0)), strict=True)
+        ),
         # the model's own view: incremental revenue of the plan and of the historical week
         "predicted": result.kpi,
         "predicted_reference": result.reference_kpi,
@@ -251,23 +271,26 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def own_model_mixwise(rm: Any, plan: FloatArray, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The fitted model's own view (posterior mean of the week's media revenue and its
-    carry-over, as ``allocate`` maximises it up to a constant): of its plan, of the reference
-    plans in ``cfg["plans"]`` and of the best of ``cfg["random_plans"]``."""
+    """The fitted model's own view (posterior mean of the plan's media revenue and its
+    carry-over, as ``allocate`` maximises it up to a constant): of its plan (weeks, C), of the
+    reference plans in ``cfg["weeks_plans"]`` and of the best of ``cfg["random_plans"]``
+    (weekly splits, kept steady over the weeks)."""
     import jax
     import jax.numpy as jnp
 
     channels = list(rm.channels)
+    weeks = plan.shape[0]
     tail = np.zeros((rm.carry_periods - 1, len(channels)), dtype=np.float32)
-    value = jax.jit(jax.vmap(lambda week: rm.kpi(jnp.vstack([week[None], tail])).sum(1).mean()))
+    value = jax.jit(jax.vmap(lambda p: rm.kpi(jnp.vstack([p, tail])).sum(1).mean()))
 
     def values(plans: FloatArray) -> FloatArray:
         chunks = [value(jnp.asarray(c, jnp.float32)) for c in np.array_split(plans, 10)]
         return np.concatenate([np.asarray(c, dtype=np.float64) for c in chunks])
 
-    named = {k: ordered(v, tuple(channels)) for k, v in cfg["plans"].items()}
-    fixed = values(np.vstack([plan, *named.values()]))
-    rand = values(np.asarray(cfg["random_plans"], dtype=np.float64))
+    named = {k: np.asarray(v, dtype=np.float64) for k, v in cfg["weeks_plans"].items()}
+    fixed = values(np.stack([plan, *named.values()]))
+    splits = np.asarray(cfg["random_plans"], dtype=np.float64)
+    rand = values(np.stack([steady(x, weeks) for x in splits]))
     return {
         "values": {"recommended": float(fixed[0])}
         | dict(zip(named, map(float, fixed[1:]), strict=True)),
@@ -344,17 +367,19 @@ PEER_TAIL = r"""
 # ---- budget optimizer (benchmarks/optimize.py) ----
 import warnings
 
-budget = float(cfg["budget"])
-# The week after the data: the window [start, start] holds one decision period; the model's
-# date axis adds the last l_max weeks of observed spend before it (carry-in) and l_max weeks
-# after it (carry-over, counted in the objective).
+weeks = int(cfg.get("weeks", 1))
+budget = float(cfg["budget"]) / weeks  # allocate_budget's total is per period
+# From the week after the data: the window [start, end] holds `weeks` decision periods; the
+# model's date axis adds the last l_max weeks of observed spend before it (carry-in) and l_max
+# weeks after it (carry-over, counted in the objective). Its plan is the same every week.
 start = pd.Timestamp(df["date"].max()) + pd.Timedelta(days=7)
+end = start + pd.Timedelta(days=7 * (weeks - 1))
 bounds = {ch: (0.0, budget) for ch in channels}
 caught = []
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     t = time.perf_counter()
-    optimizer = mmm.budget_optimizer(start_date=start, end_date=start)
+    optimizer = mmm.budget_optimizer(start_date=start, end_date=end)
     timings["optimizer_build"] = time.perf_counter() - t
     t = time.perf_counter()
     first = optimizer.allocate_budget(total_budget=budget, budget_bounds=bounds)
@@ -370,7 +395,8 @@ def per_channel(budgets):
 
 
 # The fitted model's own view: the optimizer's utility (posterior mean of the media revenue
-# over the window) at its plan, at the reference plans and at random splits.
+# over the window) at its plan, at the reference plans (their average week, as its plans are
+# the same every week) and at random splits.
 import xarray as xr
 
 t = time.perf_counter()
@@ -438,7 +464,8 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
     channels = truth.channels
     if list(channels) != meta["channels"]:
         raise RuntimeError(f"channel order differs: truth {channels}, CSV {meta['channels']}")
-    budget = float(np.sum(truth.history_mean))
+    weeks = int(args.weeks)
+    budget = float(np.sum(truth.history_mean)) * weeks
     csv_mean = {c: meta["spend"][c] / meta["weeks"] for c in channels}
     settings = {
         "csv": str(csv.resolve()),
@@ -453,24 +480,29 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "rm_draws": RM_DRAWS,
         "budget": budget,
-        "budget_csv": float(sum(csv_mean.values())),  # the same week from the CSV (check)
+        "weeks": weeks,
+        "budget_csv": float(sum(csv_mean.values())) * weeks,  # the same from the CSV (check)
         "carry_periods": truth.carry_periods,
         "plan_week": str(truth.next_date.date()) if truth.next_date is not None else None,
     }
     print(json.dumps({"date": dt.date.today().isoformat(), **settings}, indent=1), flush=True)
 
     print("--- truth: allocate on the true curves, random splits", flush=True)
-    ref = truth_benchmark(truth, budget)
+    ref = truth_benchmark(truth, budget, weeks)
     ref["csv_history_mean"] = csv_mean
     for name in ("historical", "allocate_on_truth", "best_random", "even_split"):
         print(f"    {name}: true value {ref[name]['true_value']:,.0f}", flush=True)
 
     rng = np.random.default_rng(CHECK_SEED)
-    settings["plans"] = {  # scored by each tool's own model too
+    own_plans = ("historical", ref["true_optimum"])  # scored by each tool's own model too
+    settings["plans"] = {  # the average week (PyMC-Marketing's plans are steady)
         "historical": ref["historical"]["plan"],
         "true_optimum": ref[ref["true_optimum"]]["plan"],
     }
-    check = rng.dirichlet(np.ones(len(channels)), CHECK_PLANS) * budget
+    settings["weeks_plans"] = {  # every week (mixwise)
+        name: ref[key]["weeks_plan"] for name, key in zip(settings["plans"], own_plans, strict=True)
+    }
+    check = rng.dirichlet(np.ones(len(channels)), CHECK_PLANS) * budget / weeks
     work = args.data_dir / f"work-optimize-{tag}"
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
@@ -532,11 +564,14 @@ def score(ref: dict[str, Any], results: dict[str, dict[str, Any]], truth: TruthR
     for res in results.values():
         if "plan" not in res:
             continue
-        v = true_value(truth, ordered(res["plan"], channels))
+        weeks = res.get("weeks_plan")
+        if weeks is None:  # a steady plan (PyMC-Marketing's): the same split every week
+            weeks = steady(ordered(res["plan"], channels), len(ref["historical"]["weeks_plan"]))
+        v = true_value(truth, weeks)
         res["true_value"] = v
         res["uplift"] = v - historical
         res["quality"] = decision_quality(v, historical, optimum)
-        res["spend"] = float(sum(res["plan"].values()))
+        res["spend"] = float(np.sum(weeks))
 
 
 def _plan_cells(plan: dict[str, float], channels: list[str]) -> str:
@@ -546,6 +581,7 @@ def _plan_cells(plan: dict[str, float], channels: list[str]) -> str:
 def report_decision(part: dict[str, Any]) -> list[str]:
     s, ref, results = part["settings"], part["reference"], part["results"]
     channels = list(s["channels"])
+    weeks = int(s.get("weeks", 1))
     hist = ref["historical"]["true_value"]
     best = ref["true_optimum"]
     start, end = part.get("load_average") or (None, None)
@@ -558,11 +594,22 @@ def report_decision(part: dict[str, Any]) -> list[str]:
         f"## Budget optimizer, decision quality: {part['data']['weeks']} weeks x "
         f"{len(channels)} channels (simulator seed {part['data']['seed']}"
         + MARKET_LABELS.get(part.get("market", "default"), "")
+        + (f", a {weeks}-week decision" if weeks > 1 else "")
         + f"), run {part['date']}",
         "",
-        f"One week's budget {s['budget']:,.0f} (the historical average week's total spend), "
-        f"spent steadily in the week of {s['plan_week']}; each plan's true media revenue "
-        f"counts that week and its carry-over ({s['carry_periods']} weeks in all). MMM fits: "
+        (
+            f"One week's budget {s['budget']:,.0f} (the historical average week's total "
+            f"spend), spent steadily in the week of {s['plan_week']}; each plan's true media "
+            f"revenue counts that week and its carry-over ({s['carry_periods']} weeks in all). "
+            if weeks == 1
+            else f"A {weeks}-week budget {s['budget']:,.0f} ({weeks} historical average weeks' "
+            f"total spend) from the week of {s['plan_week']}, each week's amount spent "
+            f"steadily over its days; mixwise and the true optimum may change the split week "
+            f"by week (`allocate(..., periods={weeks})`), PyMC-Marketing's plan and the random "
+            f"splits are the same every week; each plan's true media revenue counts the "
+            f"{weeks} weeks and their carry-over ({s['carry_periods'] - 1} weeks more). "
+        )
+        + "MMM fits: "
         f"{s['chains']} chains x {s['draws']} draws (+{s['warmup']} warm-up), "
         f"{part.get('cpus', os.cpu_count())} CPUs{load}.",
         "",
@@ -674,7 +721,8 @@ def report_decision(part: dict[str, Any]) -> list[str]:
             "modules in an on-disk cache, so a first call is shorter on a re-run)"
         )
     lines.append(
-        "- plans in thousands per channel (the week's spend); mixwise's first call includes "
+        "- plans in thousands per channel (the week's spend; over several weeks the average "
+        "week); mixwise's first call includes "
         "JAX compilation, warm = the same call again; mixwise runs its solver (named "
         "above) from 8 starts, PyMC-Marketing from one (an even split)"
     )
@@ -826,8 +874,8 @@ def write_outputs(data_dir: Path, parts: dict[str, Any]) -> str:
     stored["versions"] = _versions("mixwise", "jax", "scipy", "numpyro", "pandas", "numpy")
     stored["cpus"] = os.cpu_count()
     lines: list[str] = []
-    for key in ("decision", "decision_flighted", "decision_varied"):
-        if key in stored:
+    for key in sorted(k for k in stored if k.startswith("decision")):
+        if isinstance(stored[key], dict):
             lines += ([""] if lines else []) + report_decision(
                 {"cpus": stored["cpus"], **stored[key]}
             )
@@ -879,6 +927,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="mixwise's Hill slope prior sd (default 0.3; 0.01 holds its curves concave)",
     )
+    ap.add_argument(
+        "--weeks",
+        type=int,
+        default=1,
+        help="the decision's horizon: this many average weeks' budget over as many weeks "
+        "(default 1; mixwise may flight it week by week, PyMC-Marketing's plan is steady)",
+    )
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument(
         "--peer-python",
@@ -925,7 +980,8 @@ def main(argv: list[str] | None = None) -> int:
         parts = {"speed_rules" if args.speed_rule else "speed": run_speed(args)}
     else:
         key = "decision_flighted" if args.flighted else "decision"
-        parts = {"decision_varied" if args.varied_spend else key: run_decision(args)}
+        key = "decision_varied" if args.varied_spend else key
+        parts = {key + (f"_{args.weeks}w" if args.weeks != 1 else ""): run_decision(args)}
     text = write_outputs(args.data_dir, parts)
     print("\n" + text, flush=True)
     return 0
