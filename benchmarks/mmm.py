@@ -108,9 +108,16 @@ def data_tag(n_channels: int, spend: str, geos: int, seed: int) -> str:
 
 
 def prepare(
-    data_dir: Path, n_channels: int, spend: str = "default", geos: int = 0, seed: int = SEED
+    data_dir: Path,
+    n_channels: int,
+    spend: str = "default",
+    geos: int = 0,
+    seed: int = SEED,
+    daily: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Write (once) the weekly wide CSV and its truth; return the CSV path and the meta.
+    ``daily``: the same market day by day instead (every simulated day, spend and revenue
+    summed, controls averaged over the geos), ``mmm-daily-…``; its meta adds ``days``.
 
     ``spend`` (:func:`_channel_specs`): "varied" gives every always-on channel (search,
     display) bursts, so that each channel's spend varies enough for its effect to be told apart
@@ -119,7 +126,8 @@ def prepare(
     ``geos`` > 0: a geo panel instead (:func:`prepare_geo`)."""
     if geos:
         return prepare_geo(data_dir, n_channels, geos, spend, seed)
-    csv = data_dir / f"mmm-weekly-{data_tag(n_channels, spend, 0, seed)}.csv"
+    frequency = "daily" if daily else "weekly"
+    csv = data_dir / f"mmm-{frequency}-{data_tag(n_channels, spend, 0, seed)}.csv"
     meta_path = csv.with_suffix(".truth.json")
     if csv.exists() and meta_path.exists():
         return csv, json.loads(meta_path.read_text())
@@ -133,14 +141,17 @@ def prepare(
     media = market.media.groupby(["date", "channel"]).spend.sum().unstack()
     out = market.outcomes.groupby("date").revenue.sum()
     ctrl = market.controls.groupby(["date", "name"]).value.mean().unstack()
-    daily = media.join(out).join(ctrl)
-    daily.index = pd.to_datetime(daily.index)
+    frame_daily = media.join(out).join(ctrl)
+    frame_daily.index = pd.to_datetime(frame_daily.index)
     channels = [c.name for c in chans]
     controls = list(ctrl.columns)
-    weekly = daily.resample("W-MON", label="left", closed="left")
-    days = weekly.size()
-    frame = weekly[[*channels, "revenue"]].sum().join(weekly[controls].mean())
-    frame = frame[days == 7]  # incomplete first / last weeks dropped
+    if daily:
+        frame = frame_daily.copy()
+    else:
+        weekly = frame_daily.resample("W-MON", label="left", closed="left")
+        days = weekly.size()
+        frame = weekly[[*channels, "revenue"]].sum().join(weekly[controls].mean())
+        frame = frame[days == 7]  # incomplete first / last weeks dropped
     frame.index.name = "date"
     frame = frame.reset_index()
     frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
@@ -150,7 +161,8 @@ def prepare(
     meta = {
         "channels": channels,
         "controls": controls,
-        "weeks": len(frame),
+        "weeks": len(frame) // 7 if daily else len(frame),
+        **({"days": len(frame)} if daily else {}),
         "seed": seed,
         "spend_pattern": spend,
         "true_roi": {str(k): float(v) for k, v in truth.items()},

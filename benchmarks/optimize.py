@@ -12,7 +12,10 @@ carry-over into the week); every plan is scored by that one function (:func:`tru
 ``--weeks N``: N average weeks' budget over the next N weeks instead (a quarter: 13), each
 week's amount steady over its days; mixwise (``allocate(..., periods=N)``) and the true
 optimum may split it differently week by week, PyMC-Marketing's ``budget_optimizer`` over the
-N weeks keeps one split; the random splits are steady too.
+N weeks keeps one split; the random splits are steady too. ``--daily``: both MMMs are fitted
+on the same market's daily CSV (``mmm.prepare(..., daily=True)``) and plan the same weeks
+(mixwise: ISO weeks as budget periods, each spread evenly over its days; PyMC-Marketing: a
+steady amount per day); plans are still scored week by week on the same truth.
 
 - historical plan: the average week (``truth.history_mean``);
 - true optimum: mixwise's ``allocate`` on the TRUE curves, checked against the best of 200
@@ -61,6 +64,7 @@ of one part keeps the other's last results), everything in ``<data-dir>/results-
     python benchmarks/optimize.py --flighted       # every channel in flights (ROI measurable)
     python benchmarks/optimize.py --varied-spend   # always-on channels burst (spend over a range)
     python benchmarks/optimize.py --flighted --weeks 13   # a quarter's budget, week by week
+    python benchmarks/optimize.py --flighted --weeks 13 --daily --chains 2   # daily data
     python benchmarks/optimize.py --speed          # Part B: optimizer speed, no peers
     python benchmarks/optimize.py --speed --speed-limit 60
     python benchmarks/optimize.py --speed --speed-rule 'roi>=2' --speed-sizes 8x13,20x13
@@ -237,11 +241,11 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
     with timed(timings, "response_model"):
         rm = ResponseModel.from_mmm(model, force=True, draws=cfg["rm_draws"])
     budget = float(cfg["budget"])
-    weeks = int(cfg.get("weeks", 1))
+    periods = cfg.get("periods") or int(cfg.get("weeks", 1))  # ISO weeks for a daily model
     with timed(timings, "optimize_first"):
-        first = allocate(rm, budget, periods=weeks, force=True)
+        first = allocate(rm, budget, periods=periods, force=True)
     with timed(timings, "optimize_warm"):
-        result = allocate(rm, budget, periods=weeks, force=True)
+        result = allocate(rm, budget, periods=periods, force=True)
     channels = list(rm.channels)
     plan = result.plan.to_numpy()
     with timed(timings, "own_model_check"):
@@ -280,7 +284,12 @@ def own_model_mixwise(rm: Any, plan: FloatArray, cfg: dict[str, Any]) -> dict[st
 
     channels = list(rm.channels)
     weeks = plan.shape[0]
+    k = 7 // rm.period_days  # model periods per week (7 for a daily model)
     tail = np.zeros((rm.carry_periods - 1, len(channels)), dtype=np.float32)
+
+    def days(p: FloatArray) -> FloatArray:  # a weekly plan spread over the model's periods
+        return np.repeat(np.asarray(p, dtype=np.float64) / k, k, axis=-2)
+
     value = jax.jit(jax.vmap(lambda p: rm.kpi(jnp.vstack([p, tail])).sum(1).mean()))
 
     def values(plans: FloatArray) -> FloatArray:
@@ -288,9 +297,9 @@ def own_model_mixwise(rm: Any, plan: FloatArray, cfg: dict[str, Any]) -> dict[st
         return np.concatenate([np.asarray(c, dtype=np.float64) for c in chunks])
 
     named = {k: np.asarray(v, dtype=np.float64) for k, v in cfg["weeks_plans"].items()}
-    fixed = values(np.stack([plan, *named.values()]))
+    fixed = values(days(np.stack([plan, *named.values()])))
     splits = np.asarray(cfg["random_plans"], dtype=np.float64)
-    rand = values(np.stack([steady(x, weeks) for x in splits]))
+    rand = values(days(np.stack([steady(x, weeks) for x in splits])))
     return {
         "values": {"recommended": float(fixed[0])}
         | dict(zip(named, map(float, fixed[1:]), strict=True)),
@@ -368,12 +377,16 @@ PEER_TAIL = r"""
 import warnings
 
 weeks = int(cfg.get("weeks", 1))
-budget = float(cfg["budget"]) / weeks  # allocate_budget's total is per period
-# From the week after the data: the window [start, end] holds `weeks` decision periods; the
-# model's date axis adds the last l_max weeks of observed spend before it (carry-in) and l_max
-# weeks after it (carry-over, counted in the objective). Its plan is the same every week.
-start = pd.Timestamp(df["date"].max()) + pd.Timedelta(days=7)
-end = start + pd.Timedelta(days=7 * (weeks - 1))
+step = 1 if cfg.get("daily") else 7  # days per period of the data
+per_week = 7 // step  # periods per week
+n_periods = weeks * per_week
+budget = float(cfg["budget"]) / n_periods  # allocate_budget's total is per period
+# From the period after the data: the window [start, end] holds `n_periods` decision
+# periods; the model's date axis adds the last l_max periods of observed spend before it
+# (carry-in) and l_max periods after it (carry-over, counted in the objective). Its plan is
+# the same every period. Plans below are per week (its budgets x per_week).
+start = pd.Timestamp(df["date"].max()) + pd.Timedelta(days=step)
+end = start + pd.Timedelta(days=step * (n_periods - 1))
 bounds = {ch: (0.0, budget) for ch in channels}
 caught = []
 with warnings.catch_warnings(record=True) as caught:
@@ -391,7 +404,7 @@ with warnings.catch_warnings(record=True) as caught:
 
 
 def per_channel(budgets):
-    return {str(ch): float(budgets.sel(channel=ch)) for ch in channels}
+    return {str(ch): float(budgets.sel(channel=ch)) * per_week for ch in channels}
 
 
 # The fitted model's own view: the optimizer's utility (posterior mean of the media revenue
@@ -402,14 +415,14 @@ import xarray as xr
 t = time.perf_counter()
 
 
-def utility(values):
+def utility(values):  # a plan per week
     cell = xr.DataArray(
-        np.asarray(values, dtype=float), dims=["channel"], coords={"channel": channels}
+        np.asarray(values, dtype=float) / per_week, dims=["channel"], coords={"channel": channels}
     )
     return float(optimizer.evaluate_plan({optimizer.channel_data_var: cell}).utility)
 
 
-own = {"recommended": utility([float(result.budgets.sel(channel=ch)) for ch in channels])}
+own = {"recommended": utility([per_channel(result.budgets)[ch] for ch in channels])}
 for name, plan in cfg["plans"].items():
     own[name] = utility([plan[ch] for ch in channels])
 rand = [utility(x) for x in cfg["random_plans"]]
@@ -442,6 +455,18 @@ open(cfg["out"], "w").write(json.dumps(out))
 
 
 # --------------------------------------------------------------------------- parent side
+def iso_weeks(first: Any, weeks: int) -> str:
+    """The ISO-week spec of ``weeks`` weeks from the Monday ``first``: "2026-W53..2027-W12"."""
+    import pandas as pd
+
+    start = pd.Timestamp(first)
+    if start.dayofweek != 0:
+        raise ValueError(f"a plan of ISO weeks starts on a Monday, not {start.date()}")
+    cal = [(start + pd.Timedelta(days=7 * i)).isocalendar() for i in (0, weeks - 1)]
+    a, b = (f"{c.year}-W{c.week:02d}" for c in cal)
+    return a if weeks == 1 else f"{a}..{b}"
+
+
 def decision_quality(value: float, historical: float, optimum: float) -> float:
     gap = optimum - historical
     return 100.0 * (value - historical) / gap if gap > 0 else float("nan")
@@ -458,15 +483,16 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
     load_start = os.getloadavg()[0]  # other work on the machine skews the times
     print("preparing data (5 channels) ...", flush=True)
     pattern = "flighted" if args.flighted else "varied" if args.varied_spend else "default"
-    csv, meta = prepare(args.data_dir, N_CHANNELS, pattern, 0, args.data_seed)
-    tag = data_tag(N_CHANNELS, pattern, 0, args.data_seed)
+    csv, meta = prepare(args.data_dir, N_CHANNELS, pattern, 0, args.data_seed, args.daily)
+    tag = data_tag(N_CHANNELS, pattern, 0, args.data_seed) + ("-daily" if args.daily else "")
     truth = truth_response(args.data_seed, pattern)
     channels = truth.channels
     if list(channels) != meta["channels"]:
         raise RuntimeError(f"channel order differs: truth {channels}, CSV {meta['channels']}")
     weeks = int(args.weeks)
     budget = float(np.sum(truth.history_mean)) * weeks
-    csv_mean = {c: meta["spend"][c] / meta["weeks"] for c in channels}
+    csv_weeks = meta["days"] / 7 if args.daily else meta["weeks"]
+    csv_mean = {c: meta["spend"][c] / csv_weeks for c in channels}
     settings = {
         "csv": str(csv.resolve()),
         "channels": meta["channels"],
@@ -481,6 +507,10 @@ def run_decision(args: argparse.Namespace) -> dict[str, Any]:
         "rm_draws": RM_DRAWS,
         "budget": budget,
         "weeks": weeks,
+        "daily": bool(args.daily),
+        # a daily model plans the same weeks as budget periods (ISO weeks, each spread
+        # evenly over its days); a weekly model plans `weeks` of its periods
+        "periods": iso_weeks(truth.next_date, weeks) if args.daily else None,
         "budget_csv": float(sum(csv_mean.values())) * weeks,  # the same from the CSV (check)
         "carry_periods": truth.carry_periods,
         "plan_week": str(truth.next_date.date()) if truth.next_date is not None else None,
@@ -574,6 +604,11 @@ def score(ref: dict[str, Any], results: dict[str, dict[str, Any]], truth: TruthR
         res["spend"] = float(np.sum(weeks))
 
 
+def _cell(text: str) -> str:
+    """Free text (an error message) as one Markdown table cell: no column breaks."""
+    return " ".join(text.replace("|", "/").split())
+
+
 def _plan_cells(plan: dict[str, float], channels: list[str]) -> str:
     return " | ".join(f"{plan[c] / 1000:,.1f}" for c in channels)
 
@@ -595,6 +630,7 @@ def report_decision(part: dict[str, Any]) -> list[str]:
         f"{len(channels)} channels (simulator seed {part['data']['seed']}"
         + MARKET_LABELS.get(part.get("market", "default"), "")
         + (f", a {weeks}-week decision" if weeks > 1 else "")
+        + (", fitted on daily data" if s.get("daily") else "")
         + f"), run {part['date']}",
         "",
         (
@@ -608,6 +644,14 @@ def report_decision(part: dict[str, Any]) -> list[str]:
             f"by week (`allocate(..., periods={weeks})`), PyMC-Marketing's plan and the random "
             f"splits are the same every week; each plan's true media revenue counts the "
             f"{weeks} weeks and their carry-over ({s['carry_periods'] - 1} weeks more). "
+        )
+        + (
+            f"Both MMMs are fitted on the market's daily data ({part['data'].get('days')} days "
+            "of spend and revenue, the same CSV); mixwise plans the weeks as budget periods "
+            f"(`periods='{s.get('periods')}'`, each week's amount spread evenly over its "
+            "days), PyMC-Marketing a steady amount per day. "
+            if s.get("daily")
+            else ""
         )
         + "MMM fits: "
         f"{s['chains']} chains x {s['draws']} draws (+{s['warmup']} warm-up), "
@@ -643,14 +687,16 @@ def report_decision(part: dict[str, Any]) -> list[str]:
     for tool, res in results.items():
         if "error" in res:
             lines.append(
-                f"| {tool} (failed: {res['error'][:200]}) | | |" + " |" * len(channels) + " | | |"
+                f"| {tool} (failed: {_cell(res['error'][-200:])}) | | |"
+                + " |" * len(channels)
+                + " | | |"
             )
             continue
         tm = res["timings"]
         opt = f"{tm['optimize_first']:.2f} ({tm['optimize_warm']:.2f})"
         lines.append(row(tool, f"{tm['fit']:.1f}", opt, res))
     for tool, why in part["skipped"].items():
-        lines.append(f"| {tool} ({why}) | | |" + " |" * len(channels) + " | | |")
+        lines.append(f"| {tool} ({_cell(why)}) | | |" + " |" * len(channels) + " | | |")
     names = {"allocate_on_truth": "mixwise allocate on the true curves", "best_random": ""}
     lines += [
         "",
@@ -706,9 +752,10 @@ def report_decision(part: dict[str, Any]) -> list[str]:
         )
     if "optimizer" in peer:
         o = peer["optimizer"]
+        unit = "days" if s.get("daily") else "weeks"
         lines.append(
             f"- PyMC-Marketing: `{o['api']}`, num_periods {o['num_periods']} (carry-in "
-            f"{o['carry_in_periods']}, carry-over {o['adstock_periods']} weeks), objective mean "
+            f"{o['carry_in_periods']}, carry-over {o['adstock_periods']} {unit}), objective mean "
             f"`{o['response_variable']}` over {o['posterior_samples']} posterior samples; "
             f"scipy: success {o['success']}, {o['nit']} iterations ({o['message']}); "
             f"diagnostics: max R-hat {peer['max_rhat']:.3f}, min ESS {peer['min_ess']:.0f}, "
@@ -934,6 +981,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the decision's horizon: this many average weeks' budget over as many weeks "
         "(default 1; mixwise may flight it week by week, PyMC-Marketing's plan is steady)",
     )
+    ap.add_argument(
+        "--daily",
+        action="store_true",
+        help="the tools fit the same market's daily data (spend and revenue per day) and plan "
+        "the same weeks (mixwise: ISO weeks as budget periods, each spread evenly over its days)",
+    )
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument(
         "--peer-python",
@@ -974,6 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
         result = step_speed(cfg) if args.step == "speed" else step_mixwise(cfg)
         Path(cfg["out"]).write_text(json.dumps(_jsonable(result)))
         return 0
+    if args.weeks < 1:
+        ap.error("--weeks must be >= 1")
     if args.quick:
         args.chains, args.draws, args.warmup = 2, 200, 200
     if args.speed:
@@ -981,7 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         key = "decision_flighted" if args.flighted else "decision"
         key = "decision_varied" if args.varied_spend else key
-        parts = {key + (f"_{args.weeks}w" if args.weeks != 1 else ""): run_decision(args)}
+        key += f"_{args.weeks}w" if args.weeks != 1 else ""
+        parts = {key + ("_daily" if args.daily else ""): run_decision(args)}
     text = write_outputs(args.data_dir, parts)
     print("\n" + text, flush=True)
     return 0
