@@ -69,22 +69,13 @@ def weekly_weights(decay: float) -> FloatArray:
     return np.asarray(geometric_weights(np.float32(decay), L_MAX, steps=STEPS), np.float64)
 
 
-def convolve(x: FloatArray, w: FloatArray) -> FloatArray:
-    out = np.zeros_like(x)
-    for lag, wl in enumerate(w):
-        out[lag:] += wl * x[: len(x) - lag]
-    return out
-
-
-def hill(x: FloatArray, half: float, slope: float) -> FloatArray:
-    with np.errstate(divide="ignore"):
-        return np.where(x > 0, 1.0 / (1.0 + (half / np.maximum(x, 1e-300)) ** slope), 0.0)
-
-
 def fit_channel(spend: FloatArray, target: FloatArray, slope: float | None) -> dict[str, float]:
     """Least squares of ``effect * hill(adstock(spend), half, slope)`` to ``target`` (weekly),
     from 9 starts; spend and target in money, the fit on the scale of their means."""
     from scipy.optimize import least_squares
+    from scipy.signal import lfilter
+
+    from mixwise.simulate.transforms import hill
 
     s_mean, y_mean = float(spend.mean()), float(target.mean())
 
@@ -93,8 +84,9 @@ def fit_channel(spend: FloatArray, target: FloatArray, slope: float | None) -> d
 
     def resid(p: FloatArray) -> FloatArray:
         decay, half, n, effect = unpack(p)
-        ad = convolve(spend / s_mean, weekly_weights(decay))
-        return effect * hill(ad, half, n) - target / y_mean
+        ad = lfilter(weekly_weights(decay), [1.0], spend / s_mean)  # causal convolution
+        with np.errstate(over="ignore"):  # (half / tiny adstock) ** slope -> inf -> hill 0
+            return effect * hill(ad, half, n) - target / y_mean
 
     best = None
     for d0 in (0.2, 0.5, 0.8):
@@ -128,12 +120,10 @@ def market_truth(spend: str, seed: int) -> tuple[TruthResponse, FloatArray, Floa
     truth = TruthResponse.from_market(market, period_days=7)
     world = market._world
     daily = np.asarray(world.sim(world.spend).sum(axis=1).T, dtype=np.float64)  # (days, C)
+    # the simulator's own noise-free media effects (burn-in carry-over included), national
+    effect = world.sim(world.media_parts(world.spend).direct).sum(axis=1).T
     weeks = len(daily) // 7
-    daily = daily[-weeks * 7 :]
-    effect = np.zeros_like(daily)
-    for c in range(daily.shape[1]):
-        ad = convolve(daily[:, c], truth.weights[:, c])
-        effect[:, c] = truth.effect[c] * hill(ad, truth.half[c], truth.shape[c])
+    daily, effect = daily[-weeks * 7 :], effect[-weeks * 7 :]
     spend_w = daily.reshape(weeks, 7, -1).sum(axis=1)
     return truth, spend_w, effect.reshape(weeks, 7, -1).sum(axis=1)
 

@@ -313,9 +313,9 @@ def step_mixwise(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# PyMC-Marketing, run with the peer interpreter: must not import mixwise.
-PEER_SCRIPT = r'''
-"""PyMC-Marketing MMM step of benchmarks/mmm.py (written there; do not edit)."""
+# What every peer step begins with: its config, the timings, the ROI summary and the results
+# file. Each step runs in its own interpreter (no mixwise import), so this is text too.
+_PEER_PRELUDE = r"""
 import json
 import os
 import sys
@@ -323,8 +323,42 @@ import time
 
 cfg = json.loads(open(sys.argv[1]).read())
 timings = {}
+
+
+def roi_summary(draws):
+    # one channel's ROI draws: mean, median and the 90 % interval
+    return {
+        "mean": float(draws.mean()),
+        "median": float(np.median(draws)),
+        "lower": float(np.quantile(draws, 0.05)),
+        "upper": float(np.quantile(draws, 0.95)),
+    }
+
+
+def write_results(packages, **fields):
+    # the step's results (timings, the fields, the packages' versions) to cfg["out"]
+    from importlib import metadata
+
+    vers = {}
+    for pkg in packages:
+        try:
+            vers[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            vers[pkg] = "not installed"
+    vers["python"] = sys.version.split()[0]
+    out = {"timings": timings, **fields, "versions": vers}
+    open(cfg["out"], "w").write(json.dumps(out))
+    return out
+
+
 t = time.perf_counter()
-import arviz as az
+"""
+
+# PyMC-Marketing, run with the peer interpreter: must not import mixwise.
+PEER_SCRIPT = (
+    '''"""PyMC-Marketing MMM step of benchmarks/mmm.py (written there; do not edit)."""'''
+    + _PEER_PRELUDE
+    + r"""import arviz as az
 import numpy as np
 import pandas as pd
 from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
@@ -374,13 +408,7 @@ total = contrib.sum([d for d in contrib.dims if d not in ("chain", "draw", "chan
 roi = {}
 for ch in channels:
     spend = float(df[ch].sum())  # over the weeks (and the geos)
-    draws = np.asarray(total.sel(channel=ch)).ravel() / spend
-    roi[ch] = {
-        "mean": float(draws.mean()),
-        "median": float(np.median(draws)),
-        "lower": float(np.quantile(draws, 0.05)),
-        "upper": float(np.quantile(draws, 0.95)),
-    }
+    roi[ch] = roi_summary(np.asarray(total.sel(channel=ch)).ravel() / spend)
 free = [v.name for v in mmm.model.free_RVs]
 rhat = az.rhat(mmm.idata, var_names=free)
 ess = az.ess(mmm.idata, var_names=free, method="bulk")
@@ -389,39 +417,22 @@ min_ess = min(float(ess[v].min()) for v in free)
 divergences = int(mmm.idata["sample_stats"]["diverging"].sum())
 timings["roi"] = time.perf_counter() - t
 
-from importlib import metadata
-
-vers = {}
-for pkg in ("pymc-marketing", "pymc", "pytensor", "arviz", "pandas", "numpy"):
-    try:
-        vers[pkg] = metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        vers[pkg] = "not installed"
-vers["python"] = sys.version.split()[0]
-out = {
-    "timings": timings,
-    "max_rhat": max_rhat,
-    "min_ess": min_ess,
-    "divergences": divergences,
-    "roi": roi,
-    "versions": vers,
-}
-open(cfg["out"], "w").write(json.dumps(out))
-'''
+out = write_results(
+    ("pymc-marketing", "pymc", "pytensor", "arviz", "pandas", "numpy"),
+    max_rhat=max_rhat,
+    min_ess=min_ess,
+    divergences=divergences,
+    roi=roi,
+)
+"""
+)
 
 
 # Meridian, run with its own interpreter (TensorFlow): must not import mixwise.
-MERIDIAN_SCRIPT = r"""
-# Meridian MMM step of benchmarks/mmm.py (written there; do not edit).
-import json
-import os
-import sys
-import time
-
-cfg = json.loads(open(sys.argv[1]).read())
-timings = {}
-t = time.perf_counter()
-import arviz as az
+MERIDIAN_SCRIPT = (
+    "# Meridian MMM step of benchmarks/mmm.py (written there; do not edit)."
+    + _PEER_PRELUDE
+    + r"""import arviz as az
 import numpy as np
 import pandas as pd
 from meridian.analysis import analyzer
@@ -479,13 +490,7 @@ draws = draws.reshape(-1, draws.shape[-1])
 names = [str(c) for c in mmm.input_data.media_channel.values]
 roi = {}
 for i, ch in enumerate(names):
-    d = draws[:, i]
-    roi[ch] = {
-        "mean": float(d.mean()),
-        "median": float(np.median(d)),
-        "lower": float(np.quantile(d, 0.05)),
-        "upper": float(np.quantile(d, 0.95)),
-    }
+    roi[ch] = roi_summary(draws[:, i])
 rhat = an.get_rhat()
 max_rhat = max(float(np.nanmax(np.asarray(v))) for v in rhat.values())
 post = mmm.inference_data.posterior
@@ -495,25 +500,15 @@ stats = mmm.inference_data.sample_stats
 divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else -1
 timings["roi"] = time.perf_counter() - t
 
-from importlib import metadata
-
-vers = {}
-for pkg in ("google-meridian", "tensorflow", "tensorflow-probability", "tfp-nightly", "numpy"):
-    try:
-        vers[pkg] = metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        vers[pkg] = "not installed"
-vers["python"] = sys.version.split()[0]
-out = {
-    "timings": timings,
-    "max_rhat": max_rhat,
-    "min_ess": min_ess,
-    "divergences": divergences,
-    "roi": roi,
-    "versions": vers,
-}
-open(cfg["out"], "w").write(json.dumps(out))
+out = write_results(
+    ("google-meridian", "tensorflow", "tensorflow-probability", "tfp-nightly", "numpy"),
+    max_rhat=max_rhat,
+    min_ess=min_ess,
+    divergences=divergences,
+    roi=roi,
+)
 """
+)
 
 
 # --------------------------------------------------------------------------- parent side
